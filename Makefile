@@ -1,0 +1,121 @@
+# Poseidon in C: build, test and run.
+#
+#   make            build every program (build/bin/) and lib/libposeidon.a
+#   make test       install missing Debian packages, build, run unit and integration tests
+#   make run        install, build, start Redis (unless one answers), the daemons and lighttpd on :7200
+#   make asan       build under ASan+UBSan into build/asan and run the tests there
+#   make unit | integration | valgrind | bench | format | clean
+#
+# Every directory app/<name>/ is one program; every lib/*.c goes into the static library.
+
+O        ?= build
+SAN      ?=
+CC       ?= cc
+PKGS     := json-c libcurl hiredis libwebsockets yaml-0.1 libarchive uuid
+
+CFLAGS_W := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-missing-field-initializers -Wno-format-truncation
+SANFLAGS := -fsanitize=address -fsanitize=undefined
+CFLAGS_O := $(if $(SAN),-O1 -g -fno-omit-frame-pointer $(SANFLAGS) -fno-sanitize-recover=all,-O2 -g)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CPPFLAGS += -Ilib -I$(O)/gen
+CFLAGS   += $(CFLAGS_W) $(CFLAGS_O) $(PKG_CFLAGS) -MMD -MP
+LDFLAGS  += $(if $(SAN),$(SANFLAGS))
+LDLIBS   += -lfcgi $(PKG_LIBS) -lm
+
+LIBA     := $(if $(filter build,$(O)),lib/libposeidon.a,$(O)/libposeidon.a)
+LIB_SRC  := $(sort $(wildcard lib/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(O)/obj/%.o)
+
+# app/<dir> -> build/bin/<program>; everything but nomad-local is prefixed poseidon-.
+APP_DIRS := $(sort $(notdir $(wildcard app/*)))
+progname  = $(if $(filter nomad-local,$(1)),nomad-local,poseidon-$(1))
+PROGRAMS := $(foreach a,$(APP_DIRS),$(O)/bin/$(call progname,$(a)))
+
+UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(O)/tests/unit/%)
+INTEG_SRC := $(sort $(wildcard tests/integration/test_*.c))
+INTEG_BIN := $(INTEG_SRC:tests/integration/%.c=$(O)/tests/integration/%)
+INTEG_LIB := $(filter-out $(INTEG_SRC),$(wildcard tests/integration/*.c))
+BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(O)/tests/bench/%)
+
+.PHONY: all deps test unit integration run asan valgrind bench format clean FORCE
+.DELETE_ON_ERROR:
+
+all: $(LIBA) $(PROGRAMS)
+
+deps:
+	@deploy/install-deps.sh
+
+# The version string is the build's git describe; the header is rewritten only when it changes.
+$(O)/gen/version.h: FORCE
+	@mkdir -p $(@D)
+	@v=$$(git describe --always --dirty --tags 2>/dev/null || echo unknown); \
+	 printf '#define POSEIDON_VERSION "%s"\n' "$$v" > $@.tmp; \
+	 cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+$(O)/obj/lib/version.o: $(O)/gen/version.h
+
+$(O)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIBA): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+.SECONDEXPANSION:
+$(O)/bin/%: $$(patsubst %.c,$(O)/obj/%.o,$$(wildcard app/$$(patsubst poseidon-%,%,$$*)/*.c)) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) $(LDLIBS)
+
+$(O)/tests/unit/%: $(O)/obj/tests/unit/%.o $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBA) -lcmocka $(LDLIBS)
+
+$(O)/tests/integration/%: $(O)/obj/tests/integration/%.o $(INTEG_LIB:%.c=$(O)/obj/%.o) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) -lcmocka $(LDLIBS) -lpthread
+
+$(O)/tests/bench/%: $(O)/obj/tests/bench/%.o $(INTEG_LIB:%.c=$(O)/obj/%.o) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) $(LDLIBS) -lpthread
+
+$(O)/obj/tests/%.o: CPPFLAGS += -Itests/integration
+
+# Tests find the programs and the source tree through these.
+TEST_ENV = POSEIDON_BIN_DIR=$(abspath $(O)/bin) POSEIDON_SRC_DIR=$(CURDIR)
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $(TEST_ENV) $$t; done
+
+integration: all $(INTEG_BIN)
+	@set -e; for t in $(INTEG_BIN); do echo "== $$t"; $(TEST_ENV) $$t; done
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+asan: deps
+	@$(MAKE) --no-print-directory O=build/asan SAN=1 unit integration
+
+# The FastCGI worker under valgrind, driven by the integration suite's worker test.
+valgrind: all $(INTEG_BIN)
+	$(TEST_ENV) POSEIDON_TEST_VALGRIND=1 $(O)/tests/integration/test_api
+
+bench: all $(BENCH_BIN)
+	@set -e; for b in $(BENCH_BIN); do echo "== $$b"; $(TEST_ENV) $$b; done
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@POSEIDON_BIN_DIR=$(abspath $(O)/bin) deploy/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build lib/libposeidon.a
+
+-include $(shell find $(O)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Installs the Debian packages Poseidon needs to build, test and run, when they are missing.
+# Idempotent: prints nothing and touches nothing when every package is present.
+set -eu
+
+PACKAGES="
+build-essential pkg-config git
+libfcgi-dev libcurl4-openssl-dev libjson-c-dev libhiredis-dev libcmocka-dev
+libwebsockets-dev libyaml-dev libarchive-dev uuid-dev
+redis-server redis-tools lighttpd bubblewrap
+curl ca-certificates procps
+"
+
+missing=""
+for p in $PACKAGES; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing Debian packages:$missing" >&2
+	echo "install-deps: run 'sudo $0' (or install them yourself), then try again" >&2
+	exit 1
+fi
+
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# Debian starts the services it installs where an init system runs; Poseidon
+# starts its own instances, so stop any the package may have started.
+for s in redis-server lighttpd; do
+	if command -v service >/dev/null 2>&1; then service "$s" stop >/dev/null 2>&1 || true; fi
+done
