@@ -49,13 +49,13 @@ deps:
 	@deploy/install-deps.sh
 
 # The version string is the build's git describe; the header is rewritten only when it changes.
-$(O)/gen/version.h: FORCE
+$(O)/gen/version_gen.h: FORCE
 	@mkdir -p $(@D)
 	@v=$$(git describe --always --dirty --tags 2>/dev/null || echo unknown); \
 	 printf '#define POSEIDON_VERSION "%s"\n' "$$v" > $@.tmp; \
 	 cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
-$(O)/obj/lib/version.o: $(O)/gen/version.h
+$(O)/obj/lib/version.o: $(O)/gen/version_gen.h
 
 $(O)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -65,8 +65,11 @@ $(LIBA): $(LIB_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
+# objects of the program named $(1): app/<dir>/*.c
+appobjs = $(patsubst %.c,$(O)/obj/%.o,$(wildcard app/$(patsubst poseidon-%,%,$(1))/*.c))
+
 .SECONDEXPANSION:
-$(O)/bin/%: $$(patsubst %.c,$(O)/obj/%.o,$$(wildcard app/$$(patsubst poseidon-%,%,$$*)/*.c)) $(LIBA)
+$(O)/bin/%: $$(call appobjs,$$*) $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) $(LDLIBS)
 

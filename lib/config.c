@@ -318,6 +318,27 @@ int config_apply_logging(const struct config *c, struct perr *e)
 	return 0;
 }
 
+int config_get(const struct config *c, const char *key, char *out, size_t cap)
+{
+	const struct key *k = find_key(key);
+	const char *field;
+	if (!k)
+		return -1;
+	field = (const char *)c + k->off;
+	switch (k->type) {
+	case K_INT:
+		if (k->size == sizeof(int))
+			snprintf(out, cap, "%d", *(const int *)field);
+		else
+			snprintf(out, cap, "%lld", *(const long long *)field);
+		break;
+	case K_BOOL: snprintf(out, cap, "%s", *(const int *)field ? "true" : "false"); break;
+	case K_FLOAT: snprintf(out, cap, "%g", *(const double *)field); break;
+	default: snprintf(out, cap, "%s", field); break;
+	}
+	return 0;
+}
+
 void config_write_reference(FILE *f)
 {
 	fprintf(f, "| key | environment variable | default | meaning |\n|---|---|---|---|\n");

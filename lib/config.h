@@ -98,6 +98,9 @@ int config_set(struct config *c, const char *key, const char *value, const char 
 /* Finds "-config PATH", "--config PATH" or "-config=PATH" in argv; NULL when absent. */
 const char *config_path_from_args(int argc, char **argv);
 
+/* Formats key's current value into out (booleans as true/false). 0, or -1 for an unknown key. */
+int config_get(const struct config *c, const char *key, char *out, size_t cap);
+
 /* Writes the key table (key, env variable, default, description) as a Markdown table. */
 void config_write_reference(FILE *f);
 

@@ -152,8 +152,10 @@ int log_format(char *buf, int cap, enum log_level level, const char *msg, const 
 		put(&o, "=", 1);
 		put_value(&o, kv[i + 1]);
 	}
-	if (o.len >= o.cap - 5)
-		puts_(&o, "...");
+	if (o.len >= o.cap - 5) { /* put() kept room for this */
+		memcpy(o.buf + o.len, "...", 3);
+		o.len += 3;
+	}
 	o.buf[o.len++] = '\n';
 	o.buf[o.len] = '\0';
 	return o.len;

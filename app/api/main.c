@@ -1,0 +1,109 @@
+/* poseidon-api: the REST API as a FastCGI worker.
+ *
+ * Module design notes. The web server (lighttpd spawns N of these; nginx/Apache use
+ * spawn-fcgi) hands each worker a listening socket on fd 0, or `-listen PATH|:PORT` opens one.
+ * A worker serves one request at a time with FCGX_Accept_r and keeps nothing between requests:
+ * environments, runners and deadlines live in Redis (lib/store), jobs in Nomad. So any number
+ * of workers, on any number of machines, may serve the same Redis, and killing one at any
+ * moment loses nothing but its in-flight request.
+ * Signals: SIGTERM/SIGINT finish the request in progress, then exit 0. SIGPIPE is ignored (a
+ * client that went away is the web server's business).
+ * Start-up: configuration errors are fatal (exit 2) with a log line naming the key; Redis being
+ * down is not (requests answer 500/503 until it is back).
+ */
+#include <errno.h>
+#include <fcgiapp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "log.h"
+
+static volatile sig_atomic_t stopping;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: poseidon-api [-config FILE] [-listen PATH|:PORT]\n"
+			"       poseidon-api [-config FILE] -config-get KEY   (print a key's effective value)\n"
+			"       poseidon-api -config-reference   (print the configuration keys as Markdown)\n");
+}
+
+int main(int argc, char **argv)
+{
+	static struct api a;
+	struct perr e;
+	const char *listen_on = NULL, *get_key = NULL;
+
+	log_set_program("poseidon-api");
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-config-reference") == 0) {
+			config_write_reference(stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "-listen") == 0 && i + 1 < argc)
+			listen_on = argv[++i];
+		else if (strcmp(argv[i], "-config-get") == 0 && i + 1 < argc)
+			get_key = argv[++i];
+		else if (strcmp(argv[i], "-config") == 0 || strcmp(argv[i], "--config") == 0)
+			i++;
+		else if (strncmp(argv[i], "-config=", 8) != 0 && strncmp(argv[i], "--config=", 9) != 0) {
+			usage();
+			return 2;
+		}
+	}
+	if (config_load(&a.cfg, argc, argv, &e) < 0 || config_apply_logging(&a.cfg, &e) < 0) {
+		log_error("configuration error", "error", e.msg);
+		return 2;
+	}
+	if (get_key) {
+		char v[CONFIG_PATH];
+		if (config_get(&a.cfg, get_key, v, sizeof v) < 0) {
+			log_error("unknown configuration key", "key", get_key);
+			return 2;
+		}
+		printf("%s\n", v);
+		return 0;
+	}
+	a.store = store_open(&a.cfg);
+	if (!a.store || FCGX_Init() != 0) {
+		log_error("start-up failed", "error", "out of memory");
+		return 1;
+	}
+	int sock = 0;
+	if (listen_on && (sock = FCGX_OpenSocket(listen_on, 128)) < 0) {
+		log_error("cannot listen", "address", listen_on, "error", strerror(errno));
+		return 1;
+	}
+
+	struct sigaction sa = {0};
+	sa.sa_handler = on_term; /* no SA_RESTART: accept() returns and the loop ends */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	FCGX_Request fcgi;
+	FCGX_InitRequest(&fcgi, sock, 0);
+	log_debug("worker ready");
+	while (!stopping && FCGX_Accept_r(&fcgi) >= 0) {
+		struct http_req r;
+		if (http_req_init(&r, &fcgi, &e) < 0)
+			api_fail(&r, &e);
+		else
+			api_dispatch(&a, &r);
+		http_req_free(&r);
+		FCGX_Finish_r(&fcgi);
+	}
+	FCGX_Free(&fcgi, 1);
+	store_close(a.store);
+	log_debug("worker stopped");
+	return 0;
+}

@@ -1,0 +1,636 @@
+/* store: see store.h. Module notes:
+ * - Every command goes through cmd(): (re)connect when needed, AUTH/SELECT after connecting,
+ *   and the retry rule: only commands marked idempotent are sent again after an I/O error.
+ * - Scripts are Lua text below; their SHA1 is learnt with SCRIPT LOAD the first time a
+ *   connection uses them and NOSCRIPT (Redis restarted or flushed) falls back to EVAL, which
+ *   runs the same text and re-caches it. Neither path can run a script twice.
+ * - Lua numbers are doubles: times in ms (13 digits) and deadlines are formatted with %.0f.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <hiredis.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define KEY_MAX 256
+#define MAX_TIMEOUT_S 315360000LL /* ten years: deadlines stay exact in Lua doubles */
+
+enum script_id { S_CLAIM, S_DESTROY, S_LOOKUP, S_STATS, S_ENV_PUT, S_ENV_DEL, S_ADD_STARTING, S_READY, S_EXPIRED, S_COUNT };
+
+/* Returns the current Redis time in ms as a Lua local `ms`. */
+#define LUA_NOW "local now = redis.call('TIME') local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) "
+
+static const char *const scripts[S_COUNT] = {
+	/* S_CLAIM. KEYS: env, pool, used, deadlines. ARGV: runner key prefix, timeout s.
+	 * Ids whose hash is gone or not idle are stale leftovers and are dropped from the pool. */
+	[S_CLAIM] =
+	"if redis.call('EXISTS', KEYS[1]) == 0 then return {'noenv'} end "
+	"local t = tonumber(ARGV[2]) "
+	"while true do "
+	"  local id = redis.call('LPOP', KEYS[2]) "
+	"  if not id then return {'empty'} end "
+	"  local rk = ARGV[1] .. id "
+	"  if redis.call('HGET', rk, 'state') == 'idle' then "
+	"    " LUA_NOW
+	"    redis.call('SADD', KEYS[3], id) "
+	"    local dl = 0 "
+	"    if t ~= 0 then dl = ms + t * 1000 redis.call('ZADD', KEYS[4], string.format('%.0f', dl), id) end "
+	"    redis.call('HSET', rk, 'state', 'used', 'inactivityTimeout', string.format('%.0f', t), "
+	"               'claimedAt', string.format('%.0f', ms)) "
+	"    return {'ok', id, redis.call('HGETALL', rk), string.format('%.0f', dl)} "
+	"  end "
+	"end",
+	/* S_DESTROY. KEYS: runner, deadlines. ARGV: key prefix, runner id, required state or ''. */
+	[S_DESTROY] =
+	"local h = redis.call('HGETALL', KEYS[1]) "
+	"if #h == 0 then redis.call('ZREM', KEYS[2], ARGV[2]) return false end "
+	"local f = {} for i = 1, #h, 2 do f[h[i]] = h[i + 1] end "
+	"if ARGV[3] ~= '' and f.state ~= ARGV[3] then return false end "
+	"if f.env then "
+	"  redis.call('LREM', ARGV[1] .. 'pool:' .. f.env, 0, ARGV[2]) "
+	"  redis.call('SREM', ARGV[1] .. 'starting:' .. f.env, ARGV[2]) "
+	"  redis.call('SREM', ARGV[1] .. 'used:' .. f.env, ARGV[2]) "
+	"end "
+	"redis.call('DEL', KEYS[1]) "
+	"redis.call('ZREM', KEYS[2], ARGV[2]) "
+	"return h",
+	/* S_LOOKUP. KEYS: runner, deadlines. ARGV: runner id, touch ('1'/'0').
+	 * A used runner whose deadline passed is already gone for every route, even before the
+	 * reaper destroys it. */
+	[S_LOOKUP] =
+	"local h = redis.call('HGETALL', KEYS[1]) "
+	"if #h == 0 then return false end "
+	"local f = {} for i = 1, #h, 2 do f[h[i]] = h[i + 1] end "
+	"if f.state ~= 'used' then return false end "
+	LUA_NOW
+	"local dl = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]) or '0') "
+	"if dl ~= 0 and dl <= ms then return false end "
+	"local t = tonumber(f.inactivityTimeout or '0') "
+	"if ARGV[2] == '1' and t ~= 0 then dl = ms + t * 1000 "
+	"  redis.call('ZADD', KEYS[2], string.format('%.0f', dl), ARGV[1]) end "
+	"return {h, string.format('%.0f', dl)}",
+	/* S_STATS. KEYS: envs. ARGV: key prefix. Flat list: id, pool size, idle, used. */
+	[S_STATS] =
+	"local out = {} "
+	"for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
+	"  out[#out + 1] = id "
+	"  out[#out + 1] = redis.call('HGET', ARGV[1] .. 'env:' .. id, 'prewarmingPoolSize') or '0' "
+	"  out[#out + 1] = tostring(redis.call('LLEN', ARGV[1] .. 'pool:' .. id)) "
+	"  out[#out + 1] = tostring(redis.call('SCARD', ARGV[1] .. 'used:' .. id)) "
+	"end "
+	"return out",
+	/* S_ENV_PUT. KEYS: env, envs. ARGV: id, field, value, ... Returns {created, generation}. */
+	[S_ENV_PUT] =
+	"local created = redis.call('EXISTS', KEYS[1]) == 0 "
+	"local gen = redis.call('HINCRBY', KEYS[1], 'generation', 1) "
+	"redis.call('HSET', KEYS[1], unpack(ARGV, 2)) "
+	"redis.call('SADD', KEYS[2], ARGV[1]) "
+	"if created then return {1, gen} end return {0, gen}",
+	/* S_ENV_DEL. KEYS: env, envs. ARGV: id. */
+	[S_ENV_DEL] =
+	"local n = redis.call('DEL', KEYS[1]) "
+	"redis.call('SREM', KEYS[2], ARGV[1]) "
+	"return n",
+	/* S_ADD_STARTING. KEYS: runner, starting. ARGV: id, env, generation. */
+	[S_ADD_STARTING] =
+	LUA_NOW
+	"redis.call('HSET', KEYS[1], 'env', ARGV[2], 'generation', ARGV[3], 'state', 'starting', "
+	"           'createdAt', string.format('%.0f', ms)) "
+	"redis.call('SADD', KEYS[2], ARGV[1]) "
+	"return 1",
+	/* S_READY. KEYS: runner. ARGV: key prefix, id, allocId, node, mappedPorts. */
+	[S_READY] =
+	"local f = redis.call('HMGET', KEYS[1], 'state', 'env') "
+	"if f[1] ~= 'starting' then return 0 end "
+	LUA_NOW
+	"redis.call('SREM', ARGV[1] .. 'starting:' .. f[2], ARGV[2]) "
+	"redis.call('HSET', KEYS[1], 'state', 'idle', 'allocId', ARGV[3], 'node', ARGV[4], "
+	"           'mappedPorts', ARGV[5], 'readyAt', string.format('%.0f', ms)) "
+	"redis.call('RPUSH', ARGV[1] .. 'pool:' .. f[2], ARGV[2]) "
+	"return 1",
+	/* S_EXPIRED. KEYS: deadlines. ARGV: max. */
+	[S_EXPIRED] =
+	LUA_NOW
+	"return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', ms), 'LIMIT', 0, tonumber(ARGV[1]))",
+};
+
+struct store {
+	redisContext *c;
+	char host[CONFIG_STR];
+	int port;
+	char password[CONFIG_STR];
+	int db;
+	char prefix[64];
+	int timeout_ms;
+	char sha[S_COUNT][41];
+	long long last_connect_error_ms; /* to keep logs quiet while Redis is down */
+};
+
+struct store *store_open(const struct config *c)
+{
+	struct store *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	snprintf(s->host, sizeof s->host, "%s", c->redis.address);
+	s->port = c->redis.port;
+	snprintf(s->password, sizeof s->password, "%s", c->redis.password);
+	s->db = c->redis.db;
+	snprintf(s->prefix, sizeof s->prefix, "%s", c->redis.prefix);
+	s->timeout_ms = c->redis.timeoutms;
+	return s;
+}
+
+static void drop(struct store *s)
+{
+	if (s->c)
+		redisFree(s->c);
+	s->c = NULL;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	drop(s);
+	free(s);
+}
+
+static int connect_(struct store *s, struct perr *e)
+{
+	struct timeval tv = {s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000};
+	s->c = s->host[0] == '/' ? redisConnectUnixWithTimeout(s->host, tv)
+				 : redisConnectWithTimeout(s->host, s->port, tv);
+	if (!s->c || s->c->err) {
+		perr_set(e, PERR_STORE, "redis %s:%d unreachable: %s", s->host, s->port,
+			 s->c ? s->c->errstr : "out of memory");
+		drop(s);
+		return -1;
+	}
+	redisSetTimeout(s->c, tv);
+	redisEnableKeepAlive(s->c);
+	if (s->password[0]) {
+		redisReply *r = redisCommand(s->c, "AUTH %s", s->password);
+		int ok = r && r->type != REDIS_REPLY_ERROR;
+		if (!ok)
+			perr_set(e, PERR_STORE, "redis AUTH failed: %s", r ? r->str : s->c->errstr);
+		freeReplyObject(r);
+		if (!ok) {
+			drop(s);
+			return -1;
+		}
+	}
+	if (s->db) {
+		redisReply *r = redisCommand(s->c, "SELECT %d", s->db);
+		int ok = r && r->type != REDIS_REPLY_ERROR;
+		if (!ok)
+			perr_set(e, PERR_STORE, "redis SELECT %d failed: %s", s->db, r ? r->str : s->c->errstr);
+		freeReplyObject(r);
+		if (!ok) {
+			drop(s);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Sends argv. Returns the reply (caller frees) or NULL with e set. An error reply is returned
+ * as NULL with PERR_STORE and Redis's message, except NOSCRIPT which the caller handles. */
+static redisReply *cmd(struct store *s, int idempotent, struct perr *e, int argc, const char **argv,
+		       const size_t *lens)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (!s->c && connect_(s, e) < 0)
+			return NULL;
+		redisReply *r = redisCommandArgv(s->c, argc, argv, lens);
+		if (!r) {
+			perr_set(e, PERR_STORE, "redis %s:%d: %s", s->host, s->port,
+				 s->c->errstr[0] ? s->c->errstr : "connection lost");
+			drop(s);
+			if (!idempotent)
+				return NULL;
+			continue;
+		}
+		if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) != 0) {
+			perr_set(e, PERR_STORE, "redis: %s", r->str);
+			freeReplyObject(r);
+			return NULL;
+		}
+		return r;
+	}
+	return NULL;
+}
+
+/* Runs script id with keys and args. Never runs it twice. */
+static redisReply *run_script(struct store *s, enum script_id id, int nkeys, const char **keys, int nargs,
+			      const char **args, const size_t *arglens, int idempotent, struct perr *e)
+{
+	const char *argv[64];
+	size_t lens[64];
+	int argc = 0;
+	char nk[16];
+	if (3 + nkeys + nargs > 64)
+		return perr_set(e, PERR_UNKNOWN, "too many script arguments"), NULL;
+	if (!s->sha[id][0]) {
+		const char *load[] = {"SCRIPT", "LOAD", scripts[id]};
+		redisReply *r = cmd(s, 1, e, 3, load, NULL);
+		if (!r)
+			return NULL;
+		if (r->type == REDIS_REPLY_STRING && r->len == 40)
+			memcpy(s->sha[id], r->str, 41);
+		freeReplyObject(r);
+	}
+	snprintf(nk, sizeof nk, "%d", nkeys);
+	argv[argc] = s->sha[id][0] ? "EVALSHA" : "EVAL";
+	lens[argc++] = strlen(argv[0]);
+	argv[argc] = s->sha[id][0] ? s->sha[id] : scripts[id];
+	lens[argc] = strlen(argv[argc]);
+	argc++;
+	argv[argc] = nk;
+	lens[argc++] = strlen(nk);
+	for (int i = 0; i < nkeys; i++, argc++) {
+		argv[argc] = keys[i];
+		lens[argc] = strlen(keys[i]);
+	}
+	for (int i = 0; i < nargs; i++, argc++) {
+		argv[argc] = args[i];
+		lens[argc] = arglens ? arglens[i] : strlen(args[i]);
+	}
+	redisReply *r = cmd(s, idempotent, e, argc, argv, lens);
+	if (r && r->type == REDIS_REPLY_ERROR) { /* NOSCRIPT: Redis forgot it; EVAL the text */
+		freeReplyObject(r);
+		s->sha[id][0] = '\0';
+		argv[0] = "EVAL";
+		lens[0] = 4;
+		argv[1] = scripts[id];
+		lens[1] = strlen(scripts[id]);
+		r = cmd(s, idempotent, e, argc, argv, lens);
+	}
+	return r;
+}
+
+static void key(const struct store *s, char out[KEY_MAX], const char *kind, const char *id)
+{
+	snprintf(out, KEY_MAX, "%s%s%s%s", s->prefix, kind, id ? ":" : "", id ? id : "");
+}
+
+static void env_key(const struct store *s, char out[KEY_MAX], const char *kind, long long env)
+{
+	char id[24];
+	snprintf(id, sizeof id, "%lld", env);
+	key(s, out, kind, id);
+}
+
+int store_ping(struct store *s, struct perr *e)
+{
+	const char *argv[] = {"PING"};
+	redisReply *r = cmd(s, 1, e, 1, argv, NULL);
+	if (!r)
+		return -1;
+	freeReplyObject(r);
+	return 0;
+}
+
+/* ---- environments ---------------------------------------------------------------------- */
+
+int store_env_put(struct store *s, const struct environment *env, int *created, long long *generation,
+		  struct perr *e)
+{
+	char k_env[KEY_MAX], k_envs[KEY_MAX], id[24], pool[24], cpu[24], mem[24];
+	char *ports = model_ports_to_json(env);
+	if (!ports)
+		return perr_set(e, PERR_UNKNOWN, "out of memory");
+	env_key(s, k_env, "env", env->id);
+	key(s, k_envs, "envs", NULL);
+	snprintf(id, sizeof id, "%lld", env->id);
+	snprintf(pool, sizeof pool, "%llu", env->prewarming_pool_size);
+	snprintf(cpu, sizeof cpu, "%llu", env->cpu_limit);
+	snprintf(mem, sizeof mem, "%llu", env->memory_limit);
+	const char *keys[] = {k_env, k_envs};
+	const char *args[] = {id, "id", id, "prewarmingPoolSize", pool, "cpuLimit", cpu, "memoryLimit", mem,
+			      "image", env->image, "networkAccess", env->network_access ? "true" : "false",
+			      "exposedPorts", ports};
+	redisReply *r = run_script(s, S_ENV_PUT, 2, keys, 15, args, NULL, 0, e);
+	free(ports);
+	if (!r)
+		return -1;
+	int ok = r->type == REDIS_REPLY_ARRAY && r->elements == 2;
+	if (ok) {
+		if (created)
+			*created = (int)r->element[0]->integer;
+		if (generation)
+			*generation = r->element[1]->integer;
+	}
+	freeReplyObject(r);
+	return ok ? 0 : perr_set(e, PERR_STORE, "redis: unexpected reply to environment update");
+}
+
+static const char *field(const redisReply *h, const char *name)
+{
+	for (size_t i = 0; h && i + 1 < h->elements; i += 2)
+		if (h->element[i]->type == REDIS_REPLY_STRING && strcmp(h->element[i]->str, name) == 0)
+			return h->element[i + 1]->str;
+	return NULL;
+}
+
+static unsigned long long to_ull(const char *v) { return v ? strtoull(v, NULL, 10) : 0; }
+static long long to_ll(const char *v) { return v ? strtoll(v, NULL, 10) : 0; }
+
+static int env_from_hash(const redisReply *h, long long id, struct environment *out, long long *generation,
+			 struct perr *e)
+{
+	memset(out, 0, sizeof *out);
+	out->id = id;
+	out->prewarming_pool_size = to_ull(field(h, "prewarmingPoolSize"));
+	out->cpu_limit = to_ull(field(h, "cpuLimit"));
+	out->memory_limit = to_ull(field(h, "memoryLimit"));
+	snprintf(out->image, sizeof out->image, "%s", field(h, "image") ? field(h, "image") : "");
+	const char *net = field(h, "networkAccess");
+	out->network_access = net && strcmp(net, "true") == 0;
+	if (generation)
+		*generation = to_ll(field(h, "generation"));
+	return model_ports_from_json(field(h, "exposedPorts"), out, e);
+}
+
+int store_env_get(struct store *s, long long id, struct environment *out, long long *generation,
+		  struct perr *e)
+{
+	char k[KEY_MAX];
+	env_key(s, k, "env", id);
+	const char *argv[] = {"HGETALL", k};
+	redisReply *r = cmd(s, 1, e, 2, argv, NULL);
+	if (!r)
+		return -1;
+	int found = r->type == REDIS_REPLY_ARRAY && r->elements > 0;
+	int rc = found ? env_from_hash(r, id, out, generation, e) : 0;
+	freeReplyObject(r);
+	return rc < 0 ? -1 : found;
+}
+
+static int cmp_env(const void *a, const void *b)
+{
+	const struct environment *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int store_env_list(struct store *s, struct environment **out, size_t *n, struct perr *e)
+{
+	char k[KEY_MAX];
+	*out = NULL;
+	*n = 0;
+	key(s, k, "envs", NULL);
+	const char *argv[] = {"SMEMBERS", k};
+	redisReply *ids = cmd(s, 1, e, 2, argv, NULL);
+	if (!ids)
+		return -1;
+	*out = calloc(ids->elements + 1, sizeof **out);
+	if (!*out) {
+		freeReplyObject(ids);
+		return perr_set(e, PERR_UNKNOWN, "out of memory");
+	}
+	int rc = 0;
+	for (size_t i = 0; i < ids->elements && rc == 0; i++) {
+		long long id = strtoll(ids->element[i]->str, NULL, 10);
+		int r = store_env_get(s, id, &(*out)[*n], NULL, e);
+		if (r < 0)
+			rc = -1;
+		else if (r == 1)
+			(*n)++;
+	}
+	freeReplyObject(ids);
+	if (rc < 0) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+		return -1;
+	}
+	qsort(*out, *n, sizeof **out, cmp_env);
+	return 0;
+}
+
+int store_env_delete(struct store *s, long long id, struct perr *e)
+{
+	char k_env[KEY_MAX], k_envs[KEY_MAX], ids[24];
+	env_key(s, k_env, "env", id);
+	key(s, k_envs, "envs", NULL);
+	snprintf(ids, sizeof ids, "%lld", id);
+	const char *keys[] = {k_env, k_envs};
+	const char *args[] = {ids};
+	redisReply *r = run_script(s, S_ENV_DEL, 2, keys, 1, args, NULL, 1, e);
+	if (!r)
+		return -1;
+	int existed = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+	freeReplyObject(r);
+	return existed;
+}
+
+int store_statistics(struct store *s, struct env_stats **out, size_t *n, struct perr *e)
+{
+	char k[KEY_MAX];
+	*out = NULL;
+	*n = 0;
+	key(s, k, "envs", NULL);
+	const char *keys[] = {k};
+	const char *args[] = {s->prefix};
+	redisReply *r = run_script(s, S_STATS, 1, keys, 1, args, NULL, 1, e);
+	if (!r)
+		return -1;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements % 4) {
+		freeReplyObject(r);
+		return perr_set(e, PERR_STORE, "redis: unexpected reply to statistics");
+	}
+	*out = calloc(r->elements / 4 + 1, sizeof **out);
+	if (!*out) {
+		freeReplyObject(r);
+		return perr_set(e, PERR_UNKNOWN, "out of memory");
+	}
+	for (size_t i = 0; i < r->elements; i += 4) {
+		struct env_stats *st = &(*out)[(*n)++];
+		st->id = to_ll(r->element[i]->str);
+		st->prewarming_pool_size = to_ull(r->element[i + 1]->str);
+		st->idle = to_ull(r->element[i + 2]->str);
+		st->used = to_ull(r->element[i + 3]->str);
+	}
+	freeReplyObject(r);
+	for (size_t i = 1; i < *n; i++) /* insertion sort by id: few environments */
+		for (size_t j = i; j > 0 && (*out)[j - 1].id > (*out)[j].id; j--) {
+			struct env_stats t = (*out)[j];
+			(*out)[j] = (*out)[j - 1];
+			(*out)[j - 1] = t;
+		}
+	return 0;
+}
+
+/* ---- runners --------------------------------------------------------------------------- */
+
+static int runner_from_hash(const redisReply *h, const char *id, const char *deadline, struct runner *out,
+			    struct perr *e)
+{
+	memset(out, 0, sizeof *out);
+	snprintf(out->id, sizeof out->id, "%s", id);
+	out->env = to_ll(field(h, "env"));
+	out->generation = to_ll(field(h, "generation"));
+	snprintf(out->alloc_id, sizeof out->alloc_id, "%s", field(h, "allocId") ? field(h, "allocId") : "");
+	snprintf(out->node, sizeof out->node, "%s", field(h, "node") ? field(h, "node") : "");
+	snprintf(out->state, sizeof out->state, "%s", field(h, "state") ? field(h, "state") : "");
+	out->inactivity_timeout = to_ll(field(h, "inactivityTimeout"));
+	out->deadline_ms = to_ll(deadline);
+	return model_mapped_ports_from_json(field(h, "mappedPorts"), out->ports, MODEL_MAX_PORTS,
+					    &out->nports, e);
+}
+
+static int valid_runner_id(const char *id)
+{
+	size_t n = strlen(id);
+	if (n == 0 || n >= MODEL_RUNNER_ID_MAX)
+		return 0;
+	for (const char *p = id; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '-' || *p == '_' || *p == '.'))
+			return 0;
+	return 1;
+}
+
+int store_claim(struct store *s, long long env, long long inactivity_timeout, struct runner *out,
+		struct perr *e)
+{
+	char k_env[KEY_MAX], k_pool[KEY_MAX], k_used[KEY_MAX], k_dl[KEY_MAX], prefix[KEY_MAX], t[24];
+	env_key(s, k_env, "env", env);
+	env_key(s, k_pool, "pool", env);
+	env_key(s, k_used, "used", env);
+	key(s, k_dl, "deadlines", NULL);
+	snprintf(prefix, sizeof prefix, "%srunner:", s->prefix);
+	if (inactivity_timeout > MAX_TIMEOUT_S)
+		inactivity_timeout = MAX_TIMEOUT_S;
+	if (inactivity_timeout < -MAX_TIMEOUT_S)
+		inactivity_timeout = -MAX_TIMEOUT_S;
+	snprintf(t, sizeof t, "%lld", inactivity_timeout);
+	const char *keys[] = {k_env, k_pool, k_used, k_dl};
+	const char *args[] = {prefix, t};
+	redisReply *r = run_script(s, S_CLAIM, 4, keys, 2, args, NULL, 0, e);
+	if (!r)
+		return -1;
+	int rc;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_STRING)
+		rc = perr_set(e, PERR_STORE, "redis: unexpected reply to claim");
+	else if (strcmp(r->element[0]->str, "noenv") == 0)
+		rc = perr_set(e, PERR_NOT_FOUND, "execution environment not found");
+	else if (strcmp(r->element[0]->str, "empty") == 0)
+		rc = perr_set(e, PERR_NOMAD_OVERLOAD, "no runners available for this execution environment");
+	else if (r->elements == 4 && r->element[1]->type == REDIS_REPLY_STRING)
+		rc = runner_from_hash(r->element[2], r->element[1]->str, r->element[3]->str, out, e);
+	else
+		rc = perr_set(e, PERR_STORE, "redis: unexpected reply to claim");
+	freeReplyObject(r);
+	return rc;
+}
+
+int store_destroy(struct store *s, const char *runner_id, int only_used, struct runner *out, struct perr *e)
+{
+	char k_runner[KEY_MAX], k_dl[KEY_MAX];
+	if (!valid_runner_id(runner_id))
+		return 0;
+	key(s, k_runner, "runner", runner_id);
+	key(s, k_dl, "deadlines", NULL);
+	const char *keys[] = {k_runner, k_dl};
+	const char *args[] = {s->prefix, runner_id, only_used ? "used" : ""};
+	/* idempotent: a second run finds nothing and changes nothing */
+	redisReply *r = run_script(s, S_DESTROY, 2, keys, 3, args, NULL, 1, e);
+	if (!r)
+		return -1;
+	int existed = r->type == REDIS_REPLY_ARRAY && r->elements > 0;
+	int rc = existed && out ? runner_from_hash(r, runner_id, "0", out, e) : 0;
+	freeReplyObject(r);
+	return rc < 0 ? -1 : existed;
+}
+
+int store_runner_lookup(struct store *s, const char *runner_id, int touch, struct runner *out,
+			struct perr *e)
+{
+	char k_runner[KEY_MAX], k_dl[KEY_MAX];
+	if (!valid_runner_id(runner_id))
+		return 0;
+	key(s, k_runner, "runner", runner_id);
+	key(s, k_dl, "deadlines", NULL);
+	const char *keys[] = {k_runner, k_dl};
+	const char *args[] = {runner_id, touch ? "1" : "0"};
+	redisReply *r = run_script(s, S_LOOKUP, 2, keys, 2, args, NULL, 1, e);
+	if (!r)
+		return -1;
+	int found = r->type == REDIS_REPLY_ARRAY && r->elements == 2;
+	int rc = found ? runner_from_hash(r->element[0], runner_id, r->element[1]->str, out, e) : 0;
+	freeReplyObject(r);
+	return rc < 0 ? -1 : found;
+}
+
+int store_runner_add_starting(struct store *s, long long env, long long generation, const char *runner_id,
+			      struct perr *e)
+{
+	char k_runner[KEY_MAX], k_start[KEY_MAX], envs[24], gen[24];
+	if (!valid_runner_id(runner_id))
+		return perr_set(e, PERR_BAD_REQUEST, "invalid runner id");
+	key(s, k_runner, "runner", runner_id);
+	env_key(s, k_start, "starting", env);
+	snprintf(envs, sizeof envs, "%lld", env);
+	snprintf(gen, sizeof gen, "%lld", generation);
+	const char *keys[] = {k_runner, k_start};
+	const char *args[] = {runner_id, envs, gen};
+	redisReply *r = run_script(s, S_ADD_STARTING, 2, keys, 3, args, NULL, 1, e);
+	if (!r)
+		return -1;
+	freeReplyObject(r);
+	return 0;
+}
+
+int store_runner_ready(struct store *s, const char *runner_id, const char *alloc_id, const char *node,
+		       const struct mapped_port *ports, int nports, struct perr *e)
+{
+	char k_runner[KEY_MAX];
+	if (!valid_runner_id(runner_id))
+		return 0;
+	char *pj = model_mapped_ports_to_json(ports, nports > 0 ? (size_t)nports : 0);
+	if (!pj)
+		return perr_set(e, PERR_UNKNOWN, "out of memory");
+	key(s, k_runner, "runner", runner_id);
+	const char *keys[] = {k_runner};
+	const char *args[] = {s->prefix, runner_id, alloc_id ? alloc_id : "", node ? node : "", pj};
+	/* idempotent: the state check makes a second run a no-op */
+	redisReply *r = run_script(s, S_READY, 1, keys, 5, args, NULL, 1, e);
+	free(pj);
+	if (!r)
+		return -1;
+	int moved = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	freeReplyObject(r);
+	return moved;
+}
+
+int store_expired_runners(struct store *s, size_t max, char ***ids, size_t *n, struct perr *e)
+{
+	char k_dl[KEY_MAX], m[24];
+	*ids = NULL;
+	*n = 0;
+	key(s, k_dl, "deadlines", NULL);
+	snprintf(m, sizeof m, "%zu", max);
+	const char *keys[] = {k_dl};
+	const char *args[] = {m};
+	redisReply *r = run_script(s, S_EXPIRED, 1, keys, 1, args, NULL, 1, e);
+	if (!r)
+		return -1;
+	*ids = calloc(r->elements + 1, sizeof **ids);
+	for (size_t i = 0; *ids && i < r->elements; i++)
+		if (((*ids)[*n] = strdup(r->element[i]->str)))
+			(*n)++;
+	freeReplyObject(r);
+	return *ids ? 0 : perr_set(e, PERR_UNKNOWN, "out of memory");
+}
+
+void store_free_ids(char **ids, size_t n)
+{
+	for (size_t i = 0; ids && i < n; i++)
+		free(ids[i]);
+	free(ids);
+}

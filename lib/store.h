@@ -1,0 +1,93 @@
+/* store: all state of the service, in Redis, behind functions.
+ *
+ * Only this module knows key names (DESIGN.md section 2, under a configurable prefix):
+ *   env:<id> hash, envs set, pool:<env> list of ready runner ids, starting:<env> set,
+ *   used:<env> set, runner:<id> hash, deadlines sorted set (ms since epoch), exec:<id> string.
+ * Invariant: a runner id is in exactly one of pool:<env>, starting:<env>, used:<env>, and has a
+ * runner:<id> hash while it is in any of them. Claim, destroy and lookups are Lua scripts, so
+ * each is one atomic round trip: a process that dies before or after one can neither lose nor
+ * double-hand a runner. Scripts run by EVALSHA and fall back to EVAL on NOSCRIPT. Time comes
+ * from Redis (TIME), so every process on every machine agrees on deadlines.
+ *
+ * A struct store is one connection, used by one thread. It reconnects by itself; a command
+ * that may have reached Redis before the connection broke is never retried (a claim must not
+ * run twice), read-only commands are retried once.
+ */
+#ifndef POSEIDON_STORE_H
+#define POSEIDON_STORE_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "err.h"
+#include "model.h"
+
+struct store;
+
+/* Creates a handle for c's redis.* settings. Does not connect yet (never fails but for memory).
+ * Free with store_close. */
+struct store *store_open(const struct config *c);
+void store_close(struct store *s);
+/* PING; 0 when Redis answered. */
+int store_ping(struct store *s, struct perr *e);
+
+/* ---- environments --------------------------------------------------------------------- */
+
+/* Creates or replaces env:<id> and adds it to envs. *created is 1 when it did not exist. A
+ * replace increments the generation, so runners of the old definition can be told apart. */
+int store_env_put(struct store *s, const struct environment *env, int *created, long long *generation,
+		  struct perr *e);
+/* 1 and *out filled when it exists, 0 when not, -1 on error. */
+int store_env_get(struct store *s, long long id, struct environment *out, long long *generation,
+		  struct perr *e);
+/* All environments (sorted by id); *out is malloc'd, caller frees. */
+int store_env_list(struct store *s, struct environment **out, size_t *n, struct perr *e);
+/* Removes env:<id> and its id from envs; 1 if it existed. Runners are the caller's business. */
+int store_env_delete(struct store *s, long long id, struct perr *e);
+
+/* Per-environment pool size, idle and used counts, in one atomic read. *out malloc'd. */
+int store_statistics(struct store *s, struct env_stats **out, size_t *n, struct perr *e);
+
+/* ---- runners -------------------------------------------------------------------------- */
+
+struct runner {
+	char id[MODEL_RUNNER_ID_MAX];
+	long long env;
+	long long generation;
+	char alloc_id[64];
+	char node[128];
+	char state[16];                /* "starting", "idle", "used" */
+	long long inactivity_timeout;  /* seconds, as claimed */
+	long long deadline_ms;         /* 0 = none */
+	int nports;
+	struct mapped_port ports[MODEL_MAX_PORTS];
+};
+
+/* Claims the first ready runner of env: LPOP + SADD used + state + deadline in one script.
+ * inactivity_timeout seconds: 0 = no deadline, negative = already expired.
+ * Errors: PERR_NOT_FOUND (no such environment), PERR_NOMAD_OVERLOAD (pool empty). */
+int store_claim(struct store *s, long long env, long long inactivity_timeout, struct runner *out,
+		struct perr *e);
+/* Removes the runner from every structure. With only_used, a runner that is not claimed counts
+ * as unknown (the API may destroy only what it handed out). 1 and *out (may be NULL) filled
+ * when it existed, 0 when it was already gone. */
+int store_destroy(struct store *s, const char *runner_id, int only_used, struct runner *out,
+		  struct perr *e);
+/* A claimed runner whose deadline has not passed: 1 and *out, else 0 (gone). With touch set
+ * the inactivity deadline is pushed to now + its timeout (an activity). */
+int store_runner_lookup(struct store *s, const char *runner_id, int touch, struct runner *out,
+			struct perr *e);
+
+/* Refill side. A new runner job was registered: runner:<id> state starting, in starting:<env>. */
+int store_runner_add_starting(struct store *s, long long env, long long generation,
+			      const char *runner_id, struct perr *e);
+/* Its allocation runs: moves it from starting:<env> to the tail of pool:<env> with its
+ * allocation, node and mapped ports. 0 when the runner is unknown (was destroyed meanwhile). */
+int store_runner_ready(struct store *s, const char *runner_id, const char *alloc_id, const char *node,
+		       const struct mapped_port *ports, int nports, struct perr *e);
+/* Runner ids whose deadline is at or before now (Redis time), at most max; malloc'd array
+ * of malloc'd strings. */
+int store_expired_runners(struct store *s, size_t max, char ***ids, size_t *n, struct perr *e);
+void store_free_ids(char **ids, size_t n);
+
+#endif

@@ -1,0 +1,451 @@
+/* harness: see harness.h. Children are tracked in a small table; h_stop_all runs at exit and
+ * on SIGINT/SIGTERM/SIGABRT. Each child is a process-group leader so that stopping it also
+ * stops what it spawned (lighttpd's FastCGI workers). */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CHILDREN 64
+
+static char tmpdir[256];
+static pid_t children[MAX_CHILDREN];
+static pid_t owner_pid;
+
+long long h_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void h_sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void cleanup(void)
+{
+	if (getpid() != owner_pid)
+		return;
+	h_stop_all();
+	if (tmpdir[0] && !getenv("POSEIDON_TEST_KEEP"))
+		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void on_signal(int sig)
+{
+	cleanup();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+const char *h_tmpdir(void)
+{
+	if (tmpdir[0])
+		return tmpdir;
+	owner_pid = getpid();
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/poseidon-test-XXXXXX");
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		exit(1);
+	}
+	chmod(tmpdir, 0755);
+	atexit(cleanup);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGABRT, on_signal);
+	signal(SIGSEGV, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	return tmpdir;
+}
+
+const char *h_bin_dir(void)
+{
+	const char *d = getenv("POSEIDON_BIN_DIR");
+	return d && *d ? d : "build/bin";
+}
+
+const char *h_src_dir(void)
+{
+	const char *d = getenv("POSEIDON_SRC_DIR");
+	return d && *d ? d : ".";
+}
+
+int h_free_port(void)
+{
+	/* Bind to port 0 and take what the kernel picked; keep away from recently handed ports. */
+	static int handed[256];
+	static int nhanded;
+	for (int tries = 0; tries < 100; tries++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		socklen_t len = sizeof a;
+		if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+		    getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		close(fd);
+		int port = ntohs(a.sin_port), seen = 0;
+		for (int i = 0; i < nhanded; i++)
+			seen |= handed[i] == port;
+		if (seen)
+			continue;
+		handed[nhanded++ % 256] = port;
+		return port;
+	}
+	return -1;
+}
+
+static void track(pid_t pid)
+{
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (!children[i]) {
+			children[i] = pid;
+			return;
+		}
+}
+
+static void untrack(pid_t pid)
+{
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i] == pid)
+			children[i] = 0;
+}
+
+pid_t h_spawn(char *const argv[], char *const extra_env[], const char *logfile)
+{
+	char logpath[PATH_MAX];
+	const char *base = strrchr(argv[0], '/');
+	base = base ? base + 1 : argv[0];
+	if (!logfile) {
+		snprintf(logpath, sizeof logpath, "%s/%s.log", h_tmpdir(), base);
+		logfile = logpath;
+	}
+	h_tmpdir();
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		int nul = open("/dev/null", O_RDONLY);
+		if (nul >= 0) {
+			dup2(nul, 0);
+			close(nul);
+		}
+		for (char *const *e = extra_env; e && *e; e++)
+			putenv(*e);
+		signal(SIGPIPE, SIG_DFL);
+		execv(argv[0], argv);
+		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	setpgid(pid, pid);
+	track(pid);
+	return pid;
+}
+
+static int wait_timeout(pid_t pid, int ms, int *status)
+{
+	long long end = h_now_ms() + ms;
+	while (h_now_ms() < end) {
+		pid_t r = waitpid(pid, status, WNOHANG);
+		if (r == pid || (r < 0 && errno == ECHILD))
+			return 0;
+		h_sleep_ms(10);
+	}
+	return -1;
+}
+
+int h_stop(pid_t pid)
+{
+	int status = 0;
+	if (pid <= 0)
+		return -1;
+	kill(-pid, SIGTERM);
+	kill(pid, SIGTERM);
+	if (wait_timeout(pid, 5000, &status) < 0) {
+		kill(-pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	/* anything left in the group (workers that ignored TERM) */
+	kill(-pid, SIGKILL);
+	untrack(pid);
+	return status;
+}
+
+void h_kill(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	untrack(pid);
+}
+
+void h_stop_all(void)
+{
+	for (int i = MAX_CHILDREN - 1; i >= 0; i--)
+		if (children[i])
+			h_stop(children[i]);
+}
+
+int h_wait_port(int port, int timeout_ms)
+{
+	long long end = h_now_ms() + timeout_ms;
+	do {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+		close(fd);
+		if (ok)
+			return 0;
+		h_sleep_ms(20);
+	} while (h_now_ms() < end);
+	return -1;
+}
+
+int h_redis_start(struct h_redis *r)
+{
+	char port[16], logfile[PATH_MAX];
+	memset(r, 0, sizeof *r);
+	r->port = h_free_port();
+	snprintf(r->dir, sizeof r->dir, "%s/redis-%d", h_tmpdir(), r->port);
+	mkdir(r->dir, 0755);
+	snprintf(port, sizeof port, "%d", r->port);
+	snprintf(logfile, sizeof logfile, "%s/redis-%d.log", h_tmpdir(), r->port);
+	char *argv[] = {"/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", port,
+			"--dir", r->dir, "--appendonly", "yes", "--save", "",
+			"--daemonize", "no", "--protected-mode", "yes", NULL};
+	r->pid = h_spawn(argv, NULL, logfile);
+	if (r->pid < 0 || h_wait_port(r->port, 10000) < 0) {
+		fprintf(stderr, "harness: redis-server did not start (see %s)\n", logfile);
+		return -1;
+	}
+	return 0;
+}
+
+const char *h_redis_cli(const struct h_redis *r, const char *fmt, ...)
+{
+	static char out[65536];
+	char args[4096], cmd[4200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof args, fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof cmd, "redis-cli -h 127.0.0.1 -p %d %s 2>&1", r->port, args);
+	FILE *p = popen(cmd, "r");
+	size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
+	if (p)
+		pclose(p);
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+		n--;
+	out[n] = '\0';
+	return out;
+}
+
+int h_stack_start(struct h_stack *s, const struct h_front_opts *o)
+{
+	static const struct h_front_opts none;
+	char *env[64];
+	int n = 0;
+	if (!o)
+		o = &none;
+	if (!s->redis.port && h_redis_start(&s->redis) < 0)
+		return -1;
+	s->port = h_free_port();
+	if (!s->wsgate_port)
+		s->wsgate_port = h_free_port();
+	snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d/api/v1", s->port);
+	snprintf(s->rundir, sizeof s->rundir, "%s/front-%d", h_tmpdir(), s->port);
+	mkdir(s->rundir, 0755);
+
+#define ENV(...) (asprintf(&env[n++], __VA_ARGS__) < 0 ? (void)0 : (void)0)
+	ENV("POSEIDON_SERVER_ADDRESS=127.0.0.1");
+	ENV("POSEIDON_SERVER_PORT=%d", s->port);
+	ENV("POSEIDON_RUN_DIR=%s", s->rundir);
+	ENV("POSEIDON_WWW_DIR=%s/deploy/www", h_src_dir());
+	ENV("POSEIDON_API_WORKERS=%d", o->workers ? o->workers : 2);
+	ENV("POSEIDON_WSGATE_PORT=%d", s->wsgate_port);
+	ENV("POSEIDON_REDIS_PORT=%d", s->redis.port);
+	ENV("POSEIDON_REDIS_ADDRESS=127.0.0.1");
+	ENV("POSEIDON_SERVER_TOKEN=%s", o->token ? o->token : "");
+	ENV("POSEIDON_CONFIG=");
+	if (o->valgrind) {
+		/* lighttpd execs bin-path directly: point it at a wrapper that runs the worker under valgrind */
+		char wrapdir[600], wrap[700];
+		snprintf(wrapdir, sizeof wrapdir, "%s/vgbin", s->rundir);
+		mkdir(wrapdir, 0755);
+		snprintf(wrap, sizeof wrap, "%s/poseidon-api", wrapdir);
+		FILE *f = fopen(wrap, "w");
+		if (!f)
+			return -1;
+		fprintf(f, "#!/bin/sh\nexec valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect "
+			   "--errors-for-leak-kinds=definite,indirect --error-exitcode=99 "
+			   "--log-file=%s/valgrind-%%p.log %s/poseidon-api \"$@\"\n",
+			s->rundir, h_bin_dir());
+		fclose(f);
+		chmod(wrap, 0755);
+		ENV("POSEIDON_BIN_DIR=%s", wrapdir);
+	} else {
+		ENV("POSEIDON_BIN_DIR=%s", h_bin_dir());
+	}
+	for (const char *const *e = o->env; e && *e && n < 60; e++)
+		ENV("%s", *e);
+	env[n] = NULL;
+#undef ENV
+
+	char conf[PATH_MAX], logfile[PATH_MAX];
+	snprintf(conf, sizeof conf, "%s/lighttpd.conf", h_src_dir());
+	snprintf(logfile, sizeof logfile, "%s/lighttpd.log", s->rundir);
+	char *argv[] = {"/usr/sbin/lighttpd", "-D", "-f", conf, NULL};
+	s->lighttpd = h_spawn(argv, env, logfile);
+	for (int i = 0; i < n; i++)
+		free(env[i]);
+	if (s->lighttpd < 0 || h_wait_port(s->port, 10000) < 0) {
+		fprintf(stderr, "harness: lighttpd did not start (see %s)\n", logfile);
+		return -1;
+	}
+	return 0;
+}
+
+void h_stack_stop(struct h_stack *s)
+{
+	if (s->lighttpd > 0)
+		h_stop(s->lighttpd);
+	s->lighttpd = 0;
+	if (s->redis.pid > 0)
+		h_stop(s->redis.pid);
+	s->redis.pid = 0;
+}
+
+struct buf {
+	char *p;
+	size_t len;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct buf *b = ud;
+	size_t n = size * nmemb;
+	char *q = realloc(b->p, b->len + n + 1);
+	if (!q)
+		return 0;
+	b->p = q;
+	memcpy(b->p + b->len, ptr, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return n;
+}
+
+int h_http(struct h_resp *r, const char *method, const char *url, const char *body, long len,
+	   const char *const *headers)
+{
+	struct buf b = {0}, h = {0};
+	struct curl_slist *hl = NULL;
+	memset(r, 0, sizeof *r);
+	CURL *c = curl_easy_init();
+	if (!c)
+		return -1;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(len < 0 ? (long)strlen(body) : len));
+	}
+	hl = curl_slist_append(hl, "Expect:");
+	for (const char *const *p = headers; p && *p; p++)
+		hl = curl_slist_append(hl, *p);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	CURLcode rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &r->seconds);
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+	r->body = b.p ? b.p : calloc(1, 1);
+	r->len = b.len;
+	r->headers = h.p ? h.p : calloc(1, 1);
+	if (rc != CURLE_OK) {
+		fprintf(stderr, "harness: %s %s: %s\n", method, url, curl_easy_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+void h_resp_free(struct h_resp *r)
+{
+	free(r->body);
+	free(r->headers);
+	r->body = r->headers = NULL;
+}
+
+int h_header(const struct h_resp *r, const char *name, char *out, size_t cap)
+{
+	size_t n = strlen(name);
+	for (const char *line = r->headers; line && *line;) {
+		const char *end = strstr(line, "\r\n");
+		size_t l = end ? (size_t)(end - line) : strlen(line);
+		if (l > n && strncasecmp(line, name, n) == 0 && line[n] == ':') {
+			const char *v = line + n + 1;
+			while (*v == ' ')
+				v++;
+			size_t vl = (size_t)(line + l - v);
+			if (vl >= cap)
+				vl = cap - 1;
+			memcpy(out, v, vl);
+			out[vl] = '\0';
+			return 1;
+		}
+		line = end ? end + 2 : NULL;
+	}
+	return 0;
+}

@@ -1,0 +1,87 @@
+/* harness: real services for integration tests and benchmarks.
+ *
+ * Starts redis-server, lighttpd with poseidon-api workers (and, as they come, nomad-local and the
+ * daemons) on free loopback ports inside one temporary directory, and stops all of them when the
+ * test program exits: normally (atexit), on a signal, and even when it crashes, because every
+ * child gets PR_SET_PDEATHSIG. Programs are found in $POSEIDON_BIN_DIR, the source tree (for
+ * lighttpd.conf and deploy/) in $POSEIDON_SRC_DIR; the Makefile sets both.
+ * Nothing here talks to anything but 127.0.0.1.
+ */
+#ifndef POSEIDON_HARNESS_H
+#define POSEIDON_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* The per-process temporary directory (created on first use, removed at exit). */
+const char *h_tmpdir(void);
+/* A loopback TCP port that was free a moment ago. */
+int h_free_port(void);
+/* Directory of the built programs / of the source tree. */
+const char *h_bin_dir(void);
+const char *h_src_dir(void);
+
+/* Starts argv[0] (a path) with extra "K=V" variables added to the environment, stdout and
+ * stderr appended to logfile (NULL: <tmpdir>/<basename>.log), in its own process group. The
+ * child is killed when this process dies. Returns its pid or -1. */
+pid_t h_spawn(char *const argv[], char *const extra_env[], const char *logfile);
+/* SIGTERM to the process group, wait up to 5 s, then SIGKILL. Returns the exit status. */
+int h_stop(pid_t pid);
+/* SIGKILL to the process group and reap it. */
+void h_kill(pid_t pid);
+/* Stops every child still running (also called at exit). */
+void h_stop_all(void);
+/* Waits until 127.0.0.1:port accepts a connection; 0 on success, -1 on timeout. */
+int h_wait_port(int port, int timeout_ms);
+/* Sleeps ms milliseconds. */
+void h_sleep_ms(int ms);
+/* Monotonic time in milliseconds. */
+long long h_now_ms(void);
+
+/* A redis-server on a free port with its data dir under tmpdir (appendonly on). */
+struct h_redis {
+	int port;
+	pid_t pid;
+	char dir[512];
+};
+int h_redis_start(struct h_redis *r);
+/* Runs a redis-cli command against it and returns its trimmed output (static buffer). */
+const char *h_redis_cli(const struct h_redis *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* The web front: lighttpd with poseidon-api FastCGI workers. */
+struct h_front_opts {
+	int workers;             /* 0: 2 */
+	const char *token;       /* server.token, NULL: none */
+	const char *const *env;  /* extra POSEIDON_* "K=V" for the workers, NULL-terminated */
+	int valgrind;            /* run workers under valgrind (leak check) */
+};
+struct h_stack {
+	struct h_redis redis;
+	int port;       /* lighttpd */
+	int wsgate_port;
+	pid_t lighttpd;
+	char base[128]; /* http://127.0.0.1:<port>/api/v1 */
+	char rundir[512];
+};
+/* Starts Redis (unless redis.port is already set) and lighttpd+workers. 0 or -1. */
+int h_stack_start(struct h_stack *s, const struct h_front_opts *o);
+void h_stack_stop(struct h_stack *s);
+
+/* A finished HTTP exchange. */
+struct h_resp {
+	long status;
+	char *body;        /* NUL-terminated; owned, free with h_resp_free */
+	size_t len;
+	char *headers;     /* raw response header block, lower-cased names not guaranteed */
+	double seconds;
+};
+/* method, url, optional body (len may be -1 for strlen), NULL-terminated extra header lines.
+ * Returns 0 when an HTTP answer arrived (any status), -1 on transport failure. */
+int h_http(struct h_resp *r, const char *method, const char *url, const char *body, long len,
+	   const char *const *headers);
+void h_resp_free(struct h_resp *r);
+/* Value of a response header (case-insensitive), copied into out; 1 if found. */
+int h_header(const struct h_resp *r, const char *name, char *out, size_t cap);
+
+#endif
