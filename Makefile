@@ -4,7 +4,7 @@
 #   make test       install missing Debian packages, build, run unit and integration tests
 #   make run        install, build, start Redis (unless one answers), the daemons and lighttpd on :7200
 #   make asan       build under ASan+UBSan into build/asan and run the tests there
-#   make unit | integration | valgrind | bench | format | clean
+#   make unit | integration | valgrind | bench | format | clean     (V=1 shows commands)
 #
 # Every directory app/<name>/ is one program; every lib/*.c goes into the static library.
 
@@ -27,8 +27,8 @@ LIBA     := $(if $(filter build,$(O)),lib/libposeidon.a,$(O)/libposeidon.a)
 LIB_SRC  := $(sort $(wildcard lib/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(O)/obj/%.o)
 
-# app/<dir> -> build/bin/<program>; everything but nomad-local is prefixed poseidon-.
-APP_DIRS := $(sort $(notdir $(wildcard app/*)))
+# app/<dir>/main.c -> build/bin/<program>; everything but nomad-local is prefixed poseidon-.
+APP_DIRS := $(sort $(patsubst app/%/main.c,%,$(wildcard app/*/main.c)))
 progname  = $(if $(filter nomad-local,$(1)),nomad-local,poseidon-$(1))
 PROGRAMS := $(foreach a,$(APP_DIRS),$(O)/bin/$(call progname,$(a)))
 
@@ -40,7 +40,7 @@ INTEG_LIB := $(filter-out $(INTEG_SRC),$(wildcard tests/integration/*.c))
 BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(O)/tests/bench/%)
 
-.PHONY: all deps test unit integration run asan valgrind bench format clean FORCE
+.PHONY: all deps test unit integration run asan valgrind bench docs format clean FORCE
 .DELETE_ON_ERROR:
 
 all: $(LIBA) $(PROGRAMS)
@@ -57,13 +57,17 @@ $(O)/gen/version_gen.h: FORCE
 
 $(O)/obj/lib/version.o: $(O)/gen/version_gen.h
 
+Q := $(if $(V),,@)
+
 $(O)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(LIBA): $(LIB_OBJ)
 	@mkdir -p $(@D)
-	rm -f $@ && ar rcs $@ $^
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 # objects of the program named $(1): app/<dir>/*.c
 appobjs = $(patsubst %.c,$(O)/obj/%.o,$(wildcard app/$(patsubst poseidon-%,%,$(1))/*.c))
@@ -71,19 +75,23 @@ appobjs = $(patsubst %.c,$(O)/obj/%.o,$(wildcard app/$(patsubst poseidon-%,%,$(1
 .SECONDEXPANSION:
 $(O)/bin/%: $$(call appobjs,$$*) $(LIBA)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) $(LDLIBS)
 
 $(O)/tests/unit/%: $(O)/obj/tests/unit/%.o $(LIBA)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIBA) -lcmocka $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIBA) -lcmocka $(LDLIBS)
 
 $(O)/tests/integration/%: $(O)/obj/tests/integration/%.o $(INTEG_LIB:%.c=$(O)/obj/%.o) $(LIBA)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) -lcmocka $(LDLIBS) -lpthread
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) -lcmocka $(LDLIBS) -lpthread
 
 $(O)/tests/bench/%: $(O)/obj/tests/bench/%.o $(INTEG_LIB:%.c=$(O)/obj/%.o) $(LIBA)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) $(LDLIBS) -lpthread
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) $(LDLIBS) -lpthread
 
 $(O)/obj/tests/%.o: CPPFLAGS += -Itests/integration
 
@@ -102,11 +110,11 @@ test: deps
 	@$(MAKE) --no-print-directory integration
 
 asan: deps
-	@$(MAKE) --no-print-directory O=build/asan SAN=1 unit integration
+	@POSEIDON_TEST_VALGRIND=0 $(MAKE) --no-print-directory O=build/asan SAN=1 unit integration
 
-# The FastCGI worker under valgrind, driven by the integration suite's worker test.
+# The FastCGI worker under valgrind (also part of make test), alone.
 valgrind: all $(INTEG_BIN)
-	$(TEST_ENV) POSEIDON_TEST_VALGRIND=1 $(O)/tests/integration/test_api
+	$(TEST_ENV) $(O)/tests/integration/test_api
 
 bench: all $(BENCH_BIN)
 	@set -e; for b in $(BENCH_BIN); do echo "== $$b"; $(TEST_ENV) $$b; done
@@ -114,6 +122,13 @@ bench: all $(BENCH_BIN)
 run: deps
 	@$(MAKE) --no-print-directory all
 	@POSEIDON_BIN_DIR=$(abspath $(O)/bin) deploy/run.sh
+
+# docs/configuration.md embeds the key table generated from lib/config.c (a unit test checks it).
+docs: all
+	@{ sed -n '1,/^<!-- generated table -->$$/p' docs/configuration.md; \
+	   $(O)/bin/poseidon-api -config-reference; \
+	   sed -n '/^<!-- end of generated table -->$$/,$$p' docs/configuration.md; } > docs/configuration.md.tmp
+	@mv docs/configuration.md.tmp docs/configuration.md
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

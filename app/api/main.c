@@ -28,6 +28,7 @@ static void on_term(int sig)
 {
 	(void)sig;
 	stopping = 1;
+	FCGX_ShutdownPending(); /* makes libfcgi's accept() loop give up on EINTR */
 }
 
 static void usage(void)

@@ -1,7 +1,6 @@
 /* harness: see harness.h. Children are tracked in a small table; h_stop_all runs at exit and
  * on SIGINT/SIGTERM/SIGABRT. Each child is a process-group leader so that stopping it also
  * stops what it spawned (lighttpd's FastCGI workers). */
-#define _GNU_SOURCE
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -78,6 +77,9 @@ const char *h_tmpdir(void)
 		exit(1);
 	}
 	chmod(tmpdir, 0755);
+	/* orphans of our children (lighttpd's workers when it exits first) are reparented to us,
+	 * so h_stop can wait for them to finish, e.g. a sanitizer's leak check */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	atexit(cleanup);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -207,8 +209,17 @@ int h_stop(pid_t pid)
 		kill(-pid, SIGKILL);
 		waitpid(pid, &status, 0);
 	}
-	/* anything left in the group (workers that ignored TERM) */
+	/* the rest of the group (workers) gets up to 5 s to exit on its own, then SIGKILL */
+	for (long long end = h_now_ms() + 5000; h_now_ms() < end;) {
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		if (kill(-pid, 0) < 0 && errno == ESRCH)
+			break;
+		h_sleep_ms(10);
+	}
 	kill(-pid, SIGKILL);
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
 	untrack(pid);
 	return status;
 }
@@ -248,11 +259,18 @@ int h_wait_port(int port, int timeout_ms)
 
 int h_redis_start(struct h_redis *r)
 {
-	char port[16], logfile[PATH_MAX];
 	memset(r, 0, sizeof *r);
 	r->port = h_free_port();
 	snprintf(r->dir, sizeof r->dir, "%s/redis-%d", h_tmpdir(), r->port);
 	mkdir(r->dir, 0755);
+	return h_redis_restart(r);
+}
+
+int h_redis_restart(struct h_redis *r)
+{
+	char port[16], logfile[PATH_MAX];
+	if (r->pid > 0)
+		h_stop(r->pid);
 	snprintf(port, sizeof port, "%d", r->port);
 	snprintf(logfile, sizeof logfile, "%s/redis-%d.log", h_tmpdir(), r->port);
 	char *argv[] = {"/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", port,
@@ -312,6 +330,9 @@ int h_stack_start(struct h_stack *s, const struct h_front_opts *o)
 	ENV("POSEIDON_REDIS_ADDRESS=127.0.0.1");
 	ENV("POSEIDON_SERVER_TOKEN=%s", o->token ? o->token : "");
 	ENV("POSEIDON_CONFIG=");
+	/* sanitizer reports of the workers land where the tests can find them */
+	ENV("ASAN_OPTIONS=log_path=%s/sanitizer:detect_leaks=1", s->rundir);
+	ENV("UBSAN_OPTIONS=log_path=%s/sanitizer:print_stacktrace=1", s->rundir);
 	if (o->valgrind) {
 		/* lighttpd execs bin-path directly: point it at a wrapper that runs the worker under valgrind */
 		char wrapdir[600], wrap[700];
@@ -321,7 +342,7 @@ int h_stack_start(struct h_stack *s, const struct h_front_opts *o)
 		FILE *f = fopen(wrap, "w");
 		if (!f)
 			return -1;
-		fprintf(f, "#!/bin/sh\nexec valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect "
+		fprintf(f, "#!/bin/sh\nexec valgrind --leak-check=full --show-leak-kinds=definite,indirect "
 			   "--errors-for-leak-kinds=definite,indirect --error-exitcode=99 "
 			   "--log-file=%s/valgrind-%%p.log %s/poseidon-api \"$@\"\n",
 			s->rundir, h_bin_dir());
@@ -358,6 +379,19 @@ void h_stack_stop(struct h_stack *s)
 	if (s->redis.pid > 0)
 		h_stop(s->redis.pid);
 	s->redis.pid = 0;
+}
+
+int h_sanitizer_reports(const char *dir)
+{
+	char cmd[1200];
+	snprintf(cmd, sizeof cmd, "for f in %s/sanitizer.*; do [ -f \"$f\" ] && cat \"$f\" >&2 && echo x; done", dir);
+	FILE *p = popen(cmd, "r");
+	int n = 0, c;
+	while (p && (c = fgetc(p)) != EOF)
+		n += c == 'x';
+	if (p)
+		pclose(p);
+	return n;
 }
 
 struct buf {

@@ -45,6 +45,8 @@ struct h_redis {
 	char dir[512];
 };
 int h_redis_start(struct h_redis *r);
+/* Stops it if running and starts it again on the same port and data directory. */
+int h_redis_restart(struct h_redis *r);
 /* Runs a redis-cli command against it and returns its trimmed output (static buffer). */
 const char *h_redis_cli(const struct h_redis *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -67,6 +69,8 @@ struct h_stack {
 /* Starts Redis (unless redis.port is already set) and lighttpd+workers. 0 or -1. */
 int h_stack_start(struct h_stack *s, const struct h_front_opts *o);
 void h_stack_stop(struct h_stack *s);
+/* Number of sanitizer reports (ASan/UBSan builds) left in dir by the programs; prints them. */
+int h_sanitizer_reports(const char *dir);
 
 /* A finished HTTP exchange. */
 struct h_resp {

@@ -182,6 +182,32 @@ static void test_get_and_reference(void **state)
 	free(buf);
 }
 
+/* docs/configuration.md carries the generated table; `make docs` refreshes it. */
+static void test_documented_table_is_current(void **state)
+{
+	(void)state;
+	char file[1024], *doc = NULL, *gen = NULL;
+	size_t doclen = 0, genlen = 0;
+	const char *src = getenv("POSEIDON_SRC_DIR");
+	snprintf(file, sizeof file, "%s/docs/configuration.md", src && *src ? src : ".");
+	FILE *f = fopen(file, "r");
+	assert_non_null(f);
+	FILE *d = open_memstream(&doc, &doclen);
+	int c;
+	while ((c = fgetc(f)) != EOF)
+		fputc(c, d);
+	fclose(f);
+	fclose(d);
+	FILE *g = open_memstream(&gen, &genlen);
+	config_write_reference(g);
+	fclose(g);
+	if (!strstr(doc, gen))
+		fprintf(stderr, "docs/configuration.md is out of date: run make docs\n");
+	assert_non_null(strstr(doc, gen));
+	free(doc);
+	free(gen);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -192,6 +218,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_booleans_accept_go_and_yaml_spellings, teardown),
 		cmocka_unit_test_teardown(test_config_path_from_args, teardown),
 		cmocka_unit_test_teardown(test_get_and_reference, teardown),
+		cmocka_unit_test(test_documented_table_is_current),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
