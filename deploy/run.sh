@@ -44,17 +44,6 @@ start() { # name, then the command; output goes to the terminal with a prefix-fr
 	echo "run: started $name (pid $!)"
 }
 
-wait_port() { # host port seconds
-	i=0
-	while [ $i -lt $(($3 * 10)) ]; do
-		if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null || nc -z "$1" "$2" 2>/dev/null; then return 0; fi
-		if redis-cli -h "$1" -p "$2" ping >/dev/null 2>&1; then return 0; fi
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
-
 if [ "$(redis-cli -h "$REDIS_ADDR" -p "$REDIS_PORT" ping 2>/dev/null)" = "PONG" ]; then
 	echo "run: using the Redis at $REDIS_ADDR:$REDIS_PORT"
 else
