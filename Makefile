@@ -56,6 +56,7 @@ $(O)/gen/version_gen.h: FORCE
 	 cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
 $(O)/obj/lib/version.o: $(O)/gen/version_gen.h
+$(O)/obj/lib/jobspec.o: deploy/template-job.json
 
 Q := $(if $(V),,@)
 
