@@ -21,7 +21,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CPPFLAGS += -Ilib -I$(O)/gen
 CFLAGS   += $(CFLAGS_W) $(CFLAGS_O) $(PKG_CFLAGS) -MMD -MP
 LDFLAGS  += $(if $(SAN),$(SANFLAGS))
-LDLIBS   += -lfcgi $(PKG_LIBS) -lm
+LDLIBS   += -lfcgi $(PKG_LIBS) -lm -lpthread
 
 LIBA     := $(if $(filter build,$(O)),lib/libposeidon.a,$(O)/libposeidon.a)
 LIB_SRC  := $(sort $(wildcard lib/*.c))

@@ -73,6 +73,14 @@ struct config {
 		char address[CONFIG_STR];
 		int port;
 	} wsgate;
+	struct {
+		int parallelism;  /* concurrent Nomad registrations/purges */
+		int starttimeout; /* seconds a runner may take to start before it is replaced */
+		int tickms;       /* pause between refill passes */
+	} refill;
+	struct {
+		int interval; /* seconds between full Redis/Nomad comparisons */
+	} reconcile;
 };
 
 /* Fills every field with its default. */

@@ -79,6 +79,8 @@ struct env_stats {
 	unsigned long long prewarming_pool_size;
 	unsigned long long idle;
 	unsigned long long used;
+	unsigned long long starting; /* not rendered: for the refill daemon */
+	long long generation;        /* not rendered */
 };
 
 int model_parse_environment(const char *body, size_t len, struct environment *out, struct perr *e);

@@ -344,16 +344,26 @@ int nomad_job_purge(struct nomad *n, const char *id, struct perr *e)
 	return 0;
 }
 
-int nomad_jobs_purge(struct nomad *n, char *const *ids, size_t count, int parallel, struct perr *e)
+/* Runs count requests with at most `parallel` in flight on a curl multi handle: request i is
+ * method + path_of(i) with body_of(i) (may be NULL). results[i] (may be NULL) gets 0 or -1.
+ * Returns the number that failed; e describes the first failure. */
+struct batch_req {
+	const char *method;
+	char path[512];
+	char *body; /* owned */
+};
+
+static int run_batch(struct nomad *n, struct batch_req *reqs, size_t count, int parallel, int *results,
+		     struct perr *e)
 {
-	CURLM *multi = curl_multi_init();
 	struct slot {
 		CURL *c;
 		struct curl_slist *headers;
 		struct buf b;
 		size_t index;
 	} *slots;
-	int failed = 0;
+	CURLM *multi = curl_multi_init();
+	int failed = 0, running = 0;
 	size_t next = 0;
 	if (parallel < 1)
 		parallel = 1;
@@ -364,21 +374,22 @@ int nomad_jobs_purge(struct nomad *n, char *const *ids, size_t count, int parall
 		return perr_set(e, PERR_UNKNOWN, "out of memory"), (int)count;
 	}
 	perr_clear(e);
-	int running = 0;
 	do {
-		/* fill free slots */
 		for (int i = 0; i < parallel && next < count; i++) {
 			if (slots[i].c)
 				continue;
-			char path[512], esc[MODEL_RUNNER_ID_MAX * 3], url[4096];
-			escape_path_segment(ids[next], esc, sizeof esc);
-			snprintf(path, sizeof path, "job/%s?purge=true", esc);
-			make_url(n, path, url, sizeof url);
+			char url[4096];
+			struct batch_req *rq = &reqs[next];
+			make_url(n, rq->path, url, sizeof url);
 			slots[i].c = curl_easy_init();
 			slots[i].index = next++;
 			memset(&slots[i].b, 0, sizeof slots[i].b);
 			curl_easy_setopt(slots[i].c, CURLOPT_URL, url);
-			curl_easy_setopt(slots[i].c, CURLOPT_CUSTOMREQUEST, "DELETE");
+			curl_easy_setopt(slots[i].c, CURLOPT_CUSTOMREQUEST, rq->method);
+			if (rq->body) {
+				curl_easy_setopt(slots[i].c, CURLOPT_POSTFIELDS, rq->body);
+				curl_easy_setopt(slots[i].c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(rq->body));
+			}
 			curl_easy_setopt(slots[i].c, CURLOPT_WRITEFUNCTION, collect);
 			curl_easy_setopt(slots[i].c, CURLOPT_WRITEDATA, &slots[i].b);
 			curl_easy_setopt(slots[i].c, CURLOPT_PRIVATE, &slots[i]);
@@ -391,29 +402,71 @@ int nomad_jobs_purge(struct nomad *n, char *const *ids, size_t count, int parall
 		while ((msg = curl_multi_info_read(multi, &left))) {
 			if (msg->msg != CURLMSG_DONE)
 				continue;
-			struct slot *s;
+			struct slot *sl;
 			long status = 0;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+			char what[600];
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&sl);
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+			struct batch_req *rq = &reqs[sl->index];
+			snprintf(what, sizeof what, "%s /v1/%s", rq->method, rq->path);
 			struct perr one;
-			if (classify(msg->data.result, status, &s->b, "DELETE /v1/job", &one) < 0) {
+			int rc = classify(msg->data.result, status, &sl->b, what, &one);
+			if (results)
+				results[sl->index] = rc;
+			if (rc < 0) {
 				if (!failed && e)
 					*e = one;
 				failed++;
-				log_warn("nomad purge failed", "job", ids[s->index], "error", one.msg);
 			}
-			free(s->b.p);
-			curl_multi_remove_handle(multi, s->c);
-			curl_easy_cleanup(s->c);
-			curl_slist_free_all(s->headers);
-			s->c = NULL;
-			s->headers = NULL;
+			free(sl->b.p);
+			curl_multi_remove_handle(multi, sl->c);
+			curl_easy_cleanup(sl->c);
+			curl_slist_free_all(sl->headers);
+			sl->c = NULL;
+			sl->headers = NULL;
 		}
 		if (running || next < count)
 			curl_multi_poll(multi, NULL, 0, 100, NULL);
 	} while (running || next < count);
 	curl_multi_cleanup(multi);
 	free(slots);
+	return failed;
+}
+
+int nomad_jobs_purge(struct nomad *n, char *const *ids, size_t count, int parallel, struct perr *e)
+{
+	struct batch_req *reqs = calloc(count + 1, sizeof *reqs);
+	if (!reqs)
+		return perr_set(e, PERR_UNKNOWN, "out of memory"), (int)count;
+	for (size_t i = 0; i < count; i++) {
+		char esc[MODEL_RUNNER_ID_MAX * 3];
+		escape_path_segment(ids[i], esc, sizeof esc);
+		reqs[i].method = "DELETE";
+		snprintf(reqs[i].path, sizeof reqs[i].path, "job/%s?purge=true", esc);
+	}
+	int failed = run_batch(n, reqs, count, parallel, NULL, e);
+	free(reqs);
+	return failed;
+}
+
+int nomad_jobs_register(struct nomad *n, json_object *const *jobs, size_t count, int parallel, int *results,
+			struct perr *e)
+{
+	struct batch_req *reqs = calloc(count + 1, sizeof *reqs);
+	if (!reqs)
+		return perr_set(e, PERR_UNKNOWN, "out of memory"), (int)count;
+	for (size_t i = 0; i < count; i++) {
+		json_object *req = json_object_new_object();
+		json_object_object_add(req, "Job", json_object_get(jobs[i]));
+		reqs[i].method = "PUT";
+		snprintf(reqs[i].path, sizeof reqs[i].path, "jobs");
+		reqs[i].body = strdup(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(req);
+	}
+	int failed = run_batch(n, reqs, count, parallel, results, e);
+	for (size_t i = 0; i < count; i++)
+		free(reqs[i].body);
+	free(reqs);
 	return failed;
 }
 

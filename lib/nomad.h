@@ -66,6 +66,10 @@ int nomad_job_purge(struct nomad *n, const char *id, struct perr *e);
 /* Purges many jobs concurrently (at most `parallel` requests in flight). Returns the number
  * that failed; e describes the first failure. */
 int nomad_jobs_purge(struct nomad *n, char *const *ids, size_t count, int parallel, struct perr *e);
+/* Registers many jobs concurrently; results[i] (may be NULL) is 0 or -1 per job. Returns the
+ * number that failed; e describes the first failure. */
+int nomad_jobs_register(struct nomad *n, json_object *const *jobs, size_t count, int parallel, int *results,
+			struct perr *e);
 
 /* ---- allocations ----------------------------------------------------------------------- */
 

@@ -20,13 +20,17 @@
 #define KEY_MAX 256
 #define MAX_TIMEOUT_S 315360000LL /* ten years: deadlines stay exact in Lua doubles */
 
-enum script_id { S_CLAIM, S_DESTROY, S_LOOKUP, S_STATS, S_ENV_PUT, S_ENV_DEL, S_ADD_STARTING, S_READY, S_EXPIRED, S_COUNT };
+enum script_id {
+	S_CLAIM, S_DESTROY, S_LOOKUP, S_STATS, S_ENV_PUT, S_ENV_DEL, S_ADD_STARTING, S_READY, S_EXPIRED,
+	S_ENV_RUNNERS, S_DESTROY_ENV, S_LEASE, S_ADOPT, S_RUNNER_SET, S_POP, S_COUNT
+};
 
 /* Returns the current Redis time in ms as a Lua local `ms`. */
 #define LUA_NOW "local now = redis.call('TIME') local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) "
 
 static const char *const scripts[S_COUNT] = {
-	/* S_CLAIM. KEYS: env, pool, used, deadlines. ARGV: runner key prefix, timeout s.
+	/* S_CLAIM. KEYS: env, pool, used, deadlines, claimed. ARGV: runner key prefix, timeout s.
+	 * claimed is a queue the refill daemon reads to mark the runner used in Nomad too.
 	 * Ids whose hash is gone or not idle are stale leftovers and are dropped from the pool. */
 	[S_CLAIM] =
 	"if redis.call('EXISTS', KEYS[1]) == 0 then return {'noenv'} end "
@@ -42,6 +46,7 @@ static const char *const scripts[S_COUNT] = {
 	"    if t ~= 0 then dl = ms + t * 1000 redis.call('ZADD', KEYS[4], string.format('%.0f', dl), id) end "
 	"    redis.call('HSET', rk, 'state', 'used', 'inactivityTimeout', string.format('%.0f', t), "
 	"               'claimedAt', string.format('%.0f', ms)) "
+	"    redis.call('RPUSH', KEYS[5], id) redis.call('LTRIM', KEYS[5], -100000, -1) "
 	"    return {'ok', id, redis.call('HGETALL', rk), string.format('%.0f', dl)} "
 	"  end "
 	"end",
@@ -74,27 +79,35 @@ static const char *const scripts[S_COUNT] = {
 	"if ARGV[2] == '1' and t ~= 0 then dl = ms + t * 1000 "
 	"  redis.call('ZADD', KEYS[2], string.format('%.0f', dl), ARGV[1]) end "
 	"return {h, string.format('%.0f', dl)}",
-	/* S_STATS. KEYS: envs. ARGV: key prefix. Flat list: id, pool size, idle, used. */
+	/* S_STATS. KEYS: envs. ARGV: key prefix. Flat list: id, pool size, idle, used, starting,
+	 * generation. */
 	[S_STATS] =
 	"local out = {} "
 	"for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
+	"  local f = redis.call('HMGET', ARGV[1] .. 'env:' .. id, 'prewarmingPoolSize', 'generation') "
 	"  out[#out + 1] = id "
-	"  out[#out + 1] = redis.call('HGET', ARGV[1] .. 'env:' .. id, 'prewarmingPoolSize') or '0' "
+	"  out[#out + 1] = f[1] or '0' "
 	"  out[#out + 1] = tostring(redis.call('LLEN', ARGV[1] .. 'pool:' .. id)) "
 	"  out[#out + 1] = tostring(redis.call('SCARD', ARGV[1] .. 'used:' .. id)) "
+	"  out[#out + 1] = tostring(redis.call('SCARD', ARGV[1] .. 'starting:' .. id)) "
+	"  out[#out + 1] = f[2] or '0' "
 	"end "
 	"return out",
-	/* S_ENV_PUT. KEYS: env, envs. ARGV: id, field, value, ... Returns {created, generation}. */
+	/* S_ENV_PUT. KEYS: env, envs, tombstone. ARGV: id, field, value, ... Returns {created,
+	 * generation}. */
 	[S_ENV_PUT] =
+	"redis.call('DEL', KEYS[3]) "
 	"local created = redis.call('EXISTS', KEYS[1]) == 0 "
 	"local gen = redis.call('HINCRBY', KEYS[1], 'generation', 1) "
 	"redis.call('HSET', KEYS[1], unpack(ARGV, 2)) "
 	"redis.call('SADD', KEYS[2], ARGV[1]) "
 	"if created then return {1, gen} end return {0, gen}",
-	/* S_ENV_DEL. KEYS: env, envs. ARGV: id. */
+	/* S_ENV_DEL. KEYS: env, envs, tombstone. ARGV: id, tombstone ttl ms. The tombstone keeps
+	 * the refill daemon from recovering the environment from Nomad while its jobs are purged. */
 	[S_ENV_DEL] =
 	"local n = redis.call('DEL', KEYS[1]) "
 	"redis.call('SREM', KEYS[2], ARGV[1]) "
+	"if n > 0 then redis.call('SET', KEYS[3], '1', 'PX', ARGV[2]) end "
 	"return n",
 	/* S_ADD_STARTING. KEYS: runner, starting. ARGV: id, env, generation. */
 	[S_ADD_STARTING] =
@@ -117,6 +130,59 @@ static const char *const scripts[S_COUNT] = {
 	[S_EXPIRED] =
 	LUA_NOW
 	"return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', ms), 'LIMIT', 0, tonumber(ARGV[1]))",
+	/* S_ENV_RUNNERS. KEYS: pool, starting, used, deadlines. ARGV: runner key prefix.
+	 * Every runner of the environment: {id, hash, deadline} triples. */
+	[S_ENV_RUNNERS] =
+	"local out = {} "
+	"local ids = redis.call('LRANGE', KEYS[1], 0, -1) "
+	"for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do ids[#ids + 1] = id end "
+	"for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do ids[#ids + 1] = id end "
+	"for _, id in ipairs(ids) do "
+	"  out[#out + 1] = id "
+	"  out[#out + 1] = redis.call('HGETALL', ARGV[1] .. id) "
+	"  out[#out + 1] = redis.call('ZSCORE', KEYS[4], id) or '0' "
+	"end "
+	"return out",
+	/* S_DESTROY_ENV. KEYS: pool, starting, used, deadlines. ARGV: runner key prefix.
+	 * Removes every runner of the environment; returns their ids. */
+	[S_DESTROY_ENV] =
+	"local ids = redis.call('LRANGE', KEYS[1], 0, -1) "
+	"for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do ids[#ids + 1] = id end "
+	"for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do ids[#ids + 1] = id end "
+	"for _, id in ipairs(ids) do redis.call('DEL', ARGV[1] .. id) redis.call('ZREM', KEYS[4], id) end "
+	"redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) "
+	"return ids",
+	/* S_LEASE. KEYS: lease. ARGV: owner, ttl ms, mode ('hold' or 'release'). 1 when owner holds it. */
+	[S_LEASE] =
+	"local cur = redis.call('GET', KEYS[1]) "
+	"if ARGV[3] == 'release' then if cur == ARGV[1] then redis.call('DEL', KEYS[1]) end return 0 end "
+	"if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end "
+	"if not cur then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
+	"return 0",
+	/* S_ADOPT. KEYS: runner, deadlines. ARGV: key prefix, id, env, generation, state, allocId, node,
+	 * mappedPorts, timeout s. Puts a runner found in Nomad back into Redis (after Redis lost it). */
+	[S_ADOPT] =
+	"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "
+	LUA_NOW
+	"redis.call('HSET', KEYS[1], 'env', ARGV[3], 'generation', ARGV[4], 'state', ARGV[5], 'allocId', ARGV[6], "
+	"           'node', ARGV[7], 'mappedPorts', ARGV[8], 'inactivityTimeout', ARGV[9], "
+	"           'createdAt', string.format('%.0f', ms)) "
+	"if ARGV[5] == 'idle' then redis.call('RPUSH', ARGV[1] .. 'pool:' .. ARGV[3], ARGV[2]) "
+	"elseif ARGV[5] == 'used' then redis.call('SADD', ARGV[1] .. 'used:' .. ARGV[3], ARGV[2]) "
+	"  local t = tonumber(ARGV[9]) "
+	"  if t ~= 0 then redis.call('ZADD', KEYS[2], string.format('%.0f', ms + t * 1000), ARGV[2]) end "
+	"else redis.call('SADD', ARGV[1] .. 'starting:' .. ARGV[3], ARGV[2]) end "
+	"return 1",
+	/* S_RUNNER_SET. KEYS: runner. ARGV: field, value, ... Only an existing runner is changed. */
+	[S_RUNNER_SET] =
+	"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
+	"redis.call('HSET', KEYS[1], unpack(ARGV)) "
+	"return 1",
+	/* S_POP. KEYS: list. ARGV: max. Pops up to max entries from the left. */
+	[S_POP] =
+	"local out = {} "
+	"for i = 1, tonumber(ARGV[1]) do local v = redis.call('LPOP', KEYS[1]) if not v then break end out[i] = v end "
+	"return out",
 };
 
 struct store {
@@ -300,21 +366,22 @@ int store_ping(struct store *s, struct perr *e)
 int store_env_put(struct store *s, const struct environment *env, int *created, long long *generation,
 		  struct perr *e)
 {
-	char k_env[KEY_MAX], k_envs[KEY_MAX], id[24], pool[24], cpu[24], mem[24];
+	char k_env[KEY_MAX], k_envs[KEY_MAX], k_tomb[KEY_MAX], id[24], pool[24], cpu[24], mem[24];
 	char *ports = model_ports_to_json(env);
 	if (!ports)
 		return perr_set(e, PERR_UNKNOWN, "out of memory");
 	env_key(s, k_env, "env", env->id);
+	env_key(s, k_tomb, "tombstone", env->id);
 	key(s, k_envs, "envs", NULL);
 	snprintf(id, sizeof id, "%lld", env->id);
 	snprintf(pool, sizeof pool, "%llu", env->prewarming_pool_size);
 	snprintf(cpu, sizeof cpu, "%llu", env->cpu_limit);
 	snprintf(mem, sizeof mem, "%llu", env->memory_limit);
-	const char *keys[] = {k_env, k_envs};
+	const char *keys[] = {k_env, k_envs, k_tomb};
 	const char *args[] = {id, "id", id, "prewarmingPoolSize", pool, "cpuLimit", cpu, "memoryLimit", mem,
 			      "image", env->image, "networkAccess", env->network_access ? "true" : "false",
 			      "exposedPorts", ports};
-	redisReply *r = run_script(s, S_ENV_PUT, 2, keys, 15, args, NULL, 0, e);
+	redisReply *r = run_script(s, S_ENV_PUT, 3, keys, 15, args, NULL, 0, e);
 	free(ports);
 	if (!r)
 		return -1;
@@ -414,13 +481,15 @@ int store_env_list(struct store *s, struct environment **out, size_t *n, struct 
 
 int store_env_delete(struct store *s, long long id, struct perr *e)
 {
-	char k_env[KEY_MAX], k_envs[KEY_MAX], ids[24];
+	char k_env[KEY_MAX], k_envs[KEY_MAX], k_tomb[KEY_MAX], ids[24], ttl[24];
 	env_key(s, k_env, "env", id);
+	env_key(s, k_tomb, "tombstone", id);
 	key(s, k_envs, "envs", NULL);
 	snprintf(ids, sizeof ids, "%lld", id);
-	const char *keys[] = {k_env, k_envs};
-	const char *args[] = {ids};
-	redisReply *r = run_script(s, S_ENV_DEL, 2, keys, 1, args, NULL, 1, e);
+	snprintf(ttl, sizeof ttl, "%d", STORE_TOMBSTONE_MS);
+	const char *keys[] = {k_env, k_envs, k_tomb};
+	const char *args[] = {ids, ttl};
+	redisReply *r = run_script(s, S_ENV_DEL, 3, keys, 2, args, NULL, 1, e);
 	if (!r)
 		return -1;
 	int existed = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
@@ -439,21 +508,23 @@ int store_statistics(struct store *s, struct env_stats **out, size_t *n, struct 
 	redisReply *r = run_script(s, S_STATS, 1, keys, 1, args, NULL, 1, e);
 	if (!r)
 		return -1;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements % 4) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements % 6) {
 		freeReplyObject(r);
 		return perr_set(e, PERR_STORE, "redis: unexpected reply to statistics");
 	}
-	*out = calloc(r->elements / 4 + 1, sizeof **out);
+	*out = calloc(r->elements / 6 + 1, sizeof **out);
 	if (!*out) {
 		freeReplyObject(r);
 		return perr_set(e, PERR_UNKNOWN, "out of memory");
 	}
-	for (size_t i = 0; i < r->elements; i += 4) {
+	for (size_t i = 0; i < r->elements; i += 6) {
 		struct env_stats *st = &(*out)[(*n)++];
 		st->id = to_ll(r->element[i]->str);
 		st->prewarming_pool_size = to_ull(r->element[i + 1]->str);
 		st->idle = to_ull(r->element[i + 2]->str);
 		st->used = to_ull(r->element[i + 3]->str);
+		st->starting = to_ull(r->element[i + 4]->str);
+		st->generation = to_ll(r->element[i + 5]->str);
 	}
 	freeReplyObject(r);
 	for (size_t i = 1; i < *n; i++) /* insertion sort by id: few environments */
@@ -479,6 +550,8 @@ static int runner_from_hash(const redisReply *h, const char *id, const char *dea
 	snprintf(out->state, sizeof out->state, "%s", field(h, "state") ? field(h, "state") : "");
 	out->inactivity_timeout = to_ll(field(h, "inactivityTimeout"));
 	out->deadline_ms = to_ll(deadline);
+	out->created_ms = to_ll(field(h, "createdAt"));
+	out->oom_ms = to_ll(field(h, "oomAt"));
 	return model_mapped_ports_from_json(field(h, "mappedPorts"), out->ports, MODEL_MAX_PORTS,
 					    &out->nports, e);
 }
@@ -498,7 +571,8 @@ static int valid_runner_id(const char *id)
 int store_claim(struct store *s, long long env, long long inactivity_timeout, struct runner *out,
 		struct perr *e)
 {
-	char k_env[KEY_MAX], k_pool[KEY_MAX], k_used[KEY_MAX], k_dl[KEY_MAX], prefix[KEY_MAX], t[24];
+	char k_env[KEY_MAX], k_pool[KEY_MAX], k_used[KEY_MAX], k_dl[KEY_MAX], k_claimed[KEY_MAX], prefix[KEY_MAX], t[24];
+	key(s, k_claimed, "claimed", NULL);
 	env_key(s, k_env, "env", env);
 	env_key(s, k_pool, "pool", env);
 	env_key(s, k_used, "used", env);
@@ -509,9 +583,9 @@ int store_claim(struct store *s, long long env, long long inactivity_timeout, st
 	if (inactivity_timeout < -MAX_TIMEOUT_S)
 		inactivity_timeout = -MAX_TIMEOUT_S;
 	snprintf(t, sizeof t, "%lld", inactivity_timeout);
-	const char *keys[] = {k_env, k_pool, k_used, k_dl};
+	const char *keys[] = {k_env, k_pool, k_used, k_dl, k_claimed};
 	const char *args[] = {prefix, t};
-	redisReply *r = run_script(s, S_CLAIM, 4, keys, 2, args, NULL, 0, e);
+	redisReply *r = run_script(s, S_CLAIM, 5, keys, 2, args, NULL, 0, e);
 	if (!r)
 		return -1;
 	int rc;
@@ -633,4 +707,247 @@ void store_free_ids(char **ids, size_t n)
 	for (size_t i = 0; ids && i < n; i++)
 		free(ids[i]);
 	free(ids);
+}
+
+/* ---- environments' runners and recovery ------------------------------------------------- */
+
+int store_env_tombstoned(struct store *s, long long id, struct perr *e)
+{
+	char k[KEY_MAX];
+	env_key(s, k, "tombstone", id);
+	const char *argv[] = {"EXISTS", k};
+	redisReply *r = cmd(s, 1, e, 2, argv, NULL);
+	if (!r)
+		return -1;
+	int yes = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+	freeReplyObject(r);
+	return yes;
+}
+
+static void env_runner_keys(struct store *s, long long env, char k[4][KEY_MAX], char prefix[KEY_MAX])
+{
+	env_key(s, k[0], "pool", env);
+	env_key(s, k[1], "starting", env);
+	env_key(s, k[2], "used", env);
+	key(s, k[3], "deadlines", NULL);
+	snprintf(prefix, KEY_MAX, "%srunner:", s->prefix);
+}
+
+static int ids_from_reply(redisReply *r, char ***ids, size_t *n, struct perr *e)
+{
+	*ids = calloc(r->elements + 1, sizeof **ids);
+	*n = 0;
+	if (!*ids)
+		return perr_set(e, PERR_UNKNOWN, "out of memory");
+	for (size_t i = 0; i < r->elements; i++)
+		if (r->element[i]->type == REDIS_REPLY_STRING && ((*ids)[*n] = strdup(r->element[i]->str)))
+			(*n)++;
+	return 0;
+}
+
+int store_env_destroy_runners(struct store *s, long long env, char ***ids, size_t *n, struct perr *e)
+{
+	char k[4][KEY_MAX], prefix[KEY_MAX];
+	env_runner_keys(s, env, k, prefix);
+	const char *keys[] = {k[0], k[1], k[2], k[3]};
+	const char *args[] = {prefix};
+	redisReply *r = run_script(s, S_DESTROY_ENV, 4, keys, 1, args, NULL, 1, e);
+	if (!r)
+		return -1;
+	int rc = r->type == REDIS_REPLY_ARRAY ? ids_from_reply(r, ids, n, e)
+					      : perr_set(e, PERR_STORE, "redis: unexpected reply");
+	freeReplyObject(r);
+	return rc;
+}
+
+int store_env_runners(struct store *s, long long env, struct runner **out, size_t *n, struct perr *e)
+{
+	char k[4][KEY_MAX], prefix[KEY_MAX];
+	env_runner_keys(s, env, k, prefix);
+	const char *keys[] = {k[0], k[1], k[2], k[3]};
+	const char *args[] = {prefix};
+	*out = NULL;
+	*n = 0;
+	redisReply *r = run_script(s, S_ENV_RUNNERS, 4, keys, 1, args, NULL, 1, e);
+	if (!r)
+		return -1;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements % 3) {
+		freeReplyObject(r);
+		return perr_set(e, PERR_STORE, "redis: unexpected reply to runner listing");
+	}
+	*out = calloc(r->elements / 3 + 1, sizeof **out);
+	if (!*out) {
+		freeReplyObject(r);
+		return perr_set(e, PERR_UNKNOWN, "out of memory");
+	}
+	for (size_t i = 0; i < r->elements; i += 3) {
+		struct runner *rn = &(*out)[*n];
+		if (runner_from_hash(r->element[i + 1], r->element[i]->str, r->element[i + 2]->str, rn, e) == 0)
+			(*n)++;
+	}
+	freeReplyObject(r);
+	return 0;
+}
+
+int store_runner_adopt(struct store *s, long long env, long long generation, const char *runner_id,
+		       const char *state, const char *alloc_id, const char *node, const struct mapped_port *ports,
+		       int nports, long long timeout, struct perr *e)
+{
+	char k_runner[KEY_MAX], k_dl[KEY_MAX], envs[24], gen[24], t[24];
+	if (!valid_runner_id(runner_id))
+		return perr_set(e, PERR_BAD_REQUEST, "invalid runner id");
+	char *pj = model_mapped_ports_to_json(ports, nports > 0 ? (size_t)nports : 0);
+	if (!pj)
+		return perr_set(e, PERR_UNKNOWN, "out of memory");
+	key(s, k_runner, "runner", runner_id);
+	key(s, k_dl, "deadlines", NULL);
+	snprintf(envs, sizeof envs, "%lld", env);
+	snprintf(gen, sizeof gen, "%lld", generation);
+	snprintf(t, sizeof t, "%lld", timeout > MAX_TIMEOUT_S ? MAX_TIMEOUT_S : timeout);
+	const char *keys[] = {k_runner, k_dl};
+	const char *args[] = {s->prefix, runner_id, envs, gen, state, alloc_id ? alloc_id : "", node ? node : "", pj, t};
+	redisReply *r = run_script(s, S_ADOPT, 2, keys, 9, args, NULL, 1, e);
+	free(pj);
+	if (!r)
+		return -1;
+	int adopted = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	freeReplyObject(r);
+	return adopted;
+}
+
+int store_runner_set(struct store *s, const char *runner_id, struct perr *e, ...)
+{
+	char k_runner[KEY_MAX];
+	const char *args[32];
+	int nargs = 0;
+	va_list ap;
+	if (!valid_runner_id(runner_id))
+		return 0;
+	va_start(ap, e);
+	for (const char *a; (a = va_arg(ap, const char *)) && nargs < 32;)
+		args[nargs++] = a;
+	va_end(ap);
+	if (nargs == 0 || nargs % 2)
+		return perr_set(e, PERR_UNKNOWN, "store_runner_set: fields and values must pair up");
+	key(s, k_runner, "runner", runner_id);
+	const char *keys[] = {k_runner};
+	redisReply *r = run_script(s, S_RUNNER_SET, 1, keys, nargs, args, NULL, 1, e);
+	if (!r)
+		return -1;
+	int set = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	freeReplyObject(r);
+	return set;
+}
+
+int store_pop_claimed(struct store *s, size_t max, char ***ids, size_t *n, struct perr *e)
+{
+	char k[KEY_MAX], m[24];
+	key(s, k, "claimed", NULL);
+	snprintf(m, sizeof m, "%zu", max);
+	const char *keys[] = {k};
+	const char *args[] = {m};
+	*ids = NULL;
+	*n = 0;
+	/* not idempotent: a lost reply loses the pops, which only delays a Meta update */
+	redisReply *r = run_script(s, S_POP, 1, keys, 1, args, NULL, 0, e);
+	if (!r)
+		return -1;
+	int rc = r->type == REDIS_REPLY_ARRAY ? ids_from_reply(r, ids, n, e) : 0;
+	freeReplyObject(r);
+	return rc;
+}
+
+int store_lease(struct store *s, const char *name, const char *owner, int ttl_ms, struct perr *e)
+{
+	char k[KEY_MAX], ttl[24];
+	key(s, k, "lease", name);
+	snprintf(ttl, sizeof ttl, "%d", ttl_ms);
+	const char *keys[] = {k};
+	const char *args[] = {owner, ttl, "hold"};
+	redisReply *r = run_script(s, S_LEASE, 1, keys, 3, args, NULL, 1, e);
+	if (!r)
+		return -1;
+	int held = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	freeReplyObject(r);
+	return held;
+}
+
+void store_lease_release(struct store *s, const char *name, const char *owner)
+{
+	char k[KEY_MAX];
+	struct perr e;
+	key(s, k, "lease", name);
+	const char *keys[] = {k};
+	const char *args[] = {owner, "0", "release"};
+	redisReply *r = run_script(s, S_LEASE, 1, keys, 3, args, NULL, 1, &e);
+	freeReplyObject(r);
+}
+
+int store_status_set(struct store *s, const char *name, const char *value, int ttl_ms, struct perr *e)
+{
+	char k[KEY_MAX], ttl[24];
+	key(s, k, "status", name);
+	snprintf(ttl, sizeof ttl, "%d", ttl_ms);
+	redisReply *r;
+	if (!value || !*value) {
+		const char *argv[] = {"DEL", k};
+		r = cmd(s, 1, e, 2, argv, NULL);
+	} else {
+		const char *argv[] = {"SET", k, value, "PX", ttl};
+		r = cmd(s, 1, e, 5, argv, NULL);
+	}
+	if (!r)
+		return -1;
+	freeReplyObject(r);
+	return 0;
+}
+
+int store_status_get(struct store *s, const char *name, char *value, size_t cap, struct perr *e)
+{
+	char k[KEY_MAX];
+	key(s, k, "status", name);
+	const char *argv[] = {"GET", k};
+	redisReply *r = cmd(s, 1, e, 2, argv, NULL);
+	if (!r)
+		return -1;
+	int found = r->type == REDIS_REPLY_STRING;
+	snprintf(value, cap, "%s", found ? r->str : "");
+	freeReplyObject(r);
+	return found;
+}
+
+int store_runner_get(struct store *s, const char *runner_id, struct runner *out, struct perr *e)
+{
+	char k[KEY_MAX], k_dl[KEY_MAX];
+	if (!valid_runner_id(runner_id))
+		return 0;
+	key(s, k, "runner", runner_id);
+	key(s, k_dl, "deadlines", NULL);
+	const char *argv[] = {"HGETALL", k};
+	redisReply *r = cmd(s, 1, e, 2, argv, NULL);
+	if (!r)
+		return -1;
+	int found = r->type == REDIS_REPLY_ARRAY && r->elements > 0;
+	int rc = 0;
+	if (found) {
+		const char *zs[] = {"ZSCORE", k_dl, runner_id};
+		redisReply *d = cmd(s, 1, e, 3, zs, NULL);
+		rc = runner_from_hash(r, runner_id, d && d->type == REDIS_REPLY_STRING ? d->str : "0", out, e);
+		freeReplyObject(d);
+	}
+	freeReplyObject(r);
+	return rc < 0 ? -1 : found;
+}
+
+int store_time_ms(struct store *s, long long *now, struct perr *e)
+{
+	const char *argv[] = {"TIME"};
+	redisReply *r = cmd(s, 1, e, 1, argv, NULL);
+	if (!r)
+		return -1;
+	int ok = r->type == REDIS_REPLY_ARRAY && r->elements == 2;
+	if (ok)
+		*now = to_ll(r->element[0]->str) * 1000 + to_ll(r->element[1]->str) / 1000;
+	freeReplyObject(r);
+	return ok ? 0 : perr_set(e, PERR_STORE, "redis: unexpected reply to TIME");
 }

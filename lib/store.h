@@ -16,6 +16,8 @@
 #ifndef POSEIDON_STORE_H
 #define POSEIDON_STORE_H
 
+#define STORE_TOMBSTONE_MS 600000 /* a deleted environment is not recovered from Nomad for 10 min */
+
 #include <stddef.h>
 
 #include "config.h"
@@ -42,8 +44,15 @@ int store_env_get(struct store *s, long long id, struct environment *out, long l
 		  struct perr *e);
 /* All environments (sorted by id); *out is malloc'd, caller frees. */
 int store_env_list(struct store *s, struct environment **out, size_t *n, struct perr *e);
-/* Removes env:<id> and its id from envs; 1 if it existed. Runners are the caller's business. */
+/* Removes env:<id> and its id from envs and leaves a tombstone (STORE_TOMBSTONE_MS) so that the
+ * refill daemon does not recover it from Nomad meanwhile; 1 if it existed. Runners: see
+ * store_env_destroy_runners. */
 int store_env_delete(struct store *s, long long id, struct perr *e);
+/* 1 when the environment was deleted recently (its tombstone is alive). */
+int store_env_tombstoned(struct store *s, long long id, struct perr *e);
+/* Removes every runner of env (idle, starting, used) from Redis; their ids in *ids (malloc'd,
+ * free with store_free_ids). */
+int store_env_destroy_runners(struct store *s, long long env, char ***ids, size_t *n, struct perr *e);
 
 /* Per-environment pool size, idle and used counts, in one atomic read. *out malloc'd. */
 int store_statistics(struct store *s, struct env_stats **out, size_t *n, struct perr *e);
@@ -59,6 +68,8 @@ struct runner {
 	char state[16];                /* "starting", "idle", "used" */
 	long long inactivity_timeout;  /* seconds, as claimed */
 	long long deadline_ms;         /* 0 = none */
+	long long created_ms;          /* when the refill daemon registered its job (Redis time) */
+	long long oom_ms;              /* when its allocation was last OOM-killed, 0 = never */
 	int nports;
 	struct mapped_port ports[MODEL_MAX_PORTS];
 };
@@ -78,6 +89,11 @@ int store_destroy(struct store *s, const char *runner_id, int only_used, struct 
 int store_runner_lookup(struct store *s, const char *runner_id, int touch, struct runner *out,
 			struct perr *e);
 
+/* Any runner, whatever its state: 1 and *out, 0 when unknown. */
+int store_runner_get(struct store *s, const char *runner_id, struct runner *out, struct perr *e);
+/* Redis's clock in ms since the epoch (the clock deadlines and createdAt use). */
+int store_time_ms(struct store *s, long long *now, struct perr *e);
+
 /* Refill side. A new runner job was registered: runner:<id> state starting, in starting:<env>. */
 int store_runner_add_starting(struct store *s, long long env, long long generation,
 			      const char *runner_id, struct perr *e);
@@ -89,5 +105,29 @@ int store_runner_ready(struct store *s, const char *runner_id, const char *alloc
  * of malloc'd strings. */
 int store_expired_runners(struct store *s, size_t max, char ***ids, size_t *n, struct perr *e);
 void store_free_ids(char **ids, size_t n);
+
+/* Every runner of env (pool, starting, used), with its hash; *out malloc'd. */
+int store_env_runners(struct store *s, long long env, struct runner **out, size_t *n, struct perr *e);
+/* Puts a runner that exists in Nomad but not in Redis back: state "idle" (pool), "used" (deadline
+ * now + timeout when timeout != 0) or "starting". 1 adopted, 0 it already existed. */
+int store_runner_adopt(struct store *s, long long env, long long generation, const char *runner_id,
+		       const char *state, const char *alloc_id, const char *node, const struct mapped_port *ports,
+		       int nports, long long timeout, struct perr *e);
+/* Sets fields of an existing runner hash ("allocId", "node", "oomAt", ...): pairs, NULL-ended.
+ * 1 set, 0 the runner is gone. */
+int store_runner_set(struct store *s, const char *runner_id, struct perr *e, ...) __attribute__((sentinel));
+/* Pops up to max runner ids that were claimed since the last call (for Nomad's Meta used). */
+int store_pop_claimed(struct store *s, size_t max, char ***ids, size_t *n, struct perr *e);
+
+/* ---- coordination --------------------------------------------------------------------- */
+
+/* Takes or keeps the named lease for owner for ttl_ms. 1 when owner holds it, 0 when another
+ * does. */
+int store_lease(struct store *s, const char *name, const char *owner, int ttl_ms, struct perr *e);
+void store_lease_release(struct store *s, const char *name, const char *owner);
+/* A short status string with a TTL (e.g. "nomad" -> "unreachable: ..."); "" clears it. */
+int store_status_set(struct store *s, const char *name, const char *value, int ttl_ms, struct perr *e);
+/* 1 and value when set, 0 when not. */
+int store_status_get(struct store *s, const char *name, char *value, size_t cap, struct perr *e);
 
 #endif

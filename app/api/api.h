@@ -4,13 +4,20 @@
 #ifndef POSEIDON_API_H
 #define POSEIDON_API_H
 
+#include <json-c/json.h>
+
 #include "config.h"
 #include "http.h"
+#include "jobspec.h"
+#include "nomad.h"
 #include "store.h"
 
 struct api {
 	struct config cfg;
 	struct store *store;
+	struct nomad *nomad;
+	json_object *tmpl; /* the job template, loaded once */
+	struct jobspec_opts jobopts;
 };
 
 typedef void (*api_handler)(struct api *a, struct http_req *r, const struct http_params *p);
@@ -23,8 +30,15 @@ void h_health(struct api *a, struct http_req *r, const struct http_params *p);
 void h_version(struct api *a, struct http_req *r, const struct http_params *p);
 void h_statistics(struct api *a, struct http_req *r, const struct http_params *p);
 
+/* environments.c */
+void h_env_put(struct api *a, struct http_req *r, const struct http_params *p);
+void h_env_list(struct api *a, struct http_req *r, const struct http_params *p);
+void h_env_get(struct api *a, struct http_req *r, const struct http_params *p);
+void h_env_delete(struct api *a, struct http_req *r, const struct http_params *p);
+
 /* runners.c */
 void h_runner_claim(struct api *a, struct http_req *r, const struct http_params *p);
+void h_runner_delete(struct api *a, struct http_req *r, const struct http_params *p);
 
 /* Reads the body within the configured limit; on failure answers and returns -1. */
 int api_read_body(struct api *a, struct http_req *r);

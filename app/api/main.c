@@ -74,8 +74,16 @@ int main(int argc, char **argv)
 		printf("%s\n", v);
 		return 0;
 	}
+	struct nomad_endpoint ep;
+	nomad_endpoint_from_config(&ep, &a.cfg);
 	a.store = store_open(&a.cfg);
-	if (!a.store || FCGX_Init() != 0) {
+	a.nomad = nomad_open(&ep);
+	jobspec_opts_from_config(&a.jobopts, &a.cfg);
+	if (!(a.tmpl = jobspec_load(a.cfg.server.templatejobfile, &e))) {
+		log_error("configuration error", "key", "server.templatejobfile", "error", e.msg);
+		return 2;
+	}
+	if (!a.store || !a.nomad || FCGX_Init() != 0) {
 		log_error("start-up failed", "error", "out of memory");
 		return 1;
 	}
@@ -105,6 +113,8 @@ int main(int argc, char **argv)
 	}
 	FCGX_Free(&fcgi, 1);
 	store_close(a.store);
+	nomad_close(a.nomad);
+	json_object_put(a.tmpl);
 	log_debug("worker stopped");
 	return 0;
 }

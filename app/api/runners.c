@@ -29,3 +29,33 @@ void h_runner_claim(struct api *a, struct http_req *r, const struct http_params 
 	char env[24];
 	log_debug("runner claimed", "runner", run.id, "env", log_int(env, req.environment_id));
 }
+
+/* RUN-5..9: 204, 410 when unknown or already gone, 500 NOMAD_INTERNAL_SERVER_ERROR when Nomad
+ * refuses the purge (the runner is forgotten here either way; the refill daemon purges the
+ * orphaned job later). */
+void h_runner_delete(struct api *a, struct http_req *r, const struct http_params *p)
+{
+	struct perr e;
+	struct runner run;
+	const char *id = http_get_param(p, "runnerId");
+	if (api_read_body(a, r) < 0) /* RUN-10: the whole body is read before answering */
+		return;
+	int existed = store_destroy(a->store, id, 1, &run, &e);
+	if (existed < 0) {
+		api_fail(r, &e);
+		return;
+	}
+	if (!existed) {
+		perr_set(&e, PERR_GONE, "abstract manager wrapped: no runner found with this id");
+		api_fail(r, &e);
+		return;
+	}
+	if (nomad_job_purge(a->nomad, id, &e) < 0) {
+		e.kind = PERR_NOMAD_INTERNAL;
+		perr_wrap(&e, "runner deleted, but nomad refused to purge its job");
+		api_fail(r, &e);
+		return;
+	}
+	log_debug("runner destroyed", "runner", id);
+	http_respond_empty(r, 204);
+}

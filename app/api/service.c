@@ -8,8 +8,9 @@
 #include "model.h"
 #include "version.h"
 
-/* HLT-1..3: 204, or 503 naming the cause: Redis unreachable, or depleting prewarming pools
- * (idle/size below server.alert.prewarmingpoolthreshold; size 0 never counts). */
+/* HLT-1..3: 204, or 503 naming the cause: Redis unreachable, Nomad unreachable (as the refill
+ * daemon last saw it), or depleting prewarming pools (idle/size below
+ * server.alert.prewarmingpoolthreshold; size 0 never counts). */
 void h_health(struct api *a, struct http_req *r, const struct http_params *p)
 {
 	(void)p;
@@ -19,6 +20,15 @@ void h_health(struct api *a, struct http_req *r, const struct http_params *p)
 	if (store_statistics(a->store, &st, &n, &e) < 0) {
 		log_error("health check failed", "error", e.msg);
 		char *body = model_render_error(e.msg, "UNKNOWN");
+		http_respond_json(r, 503, body);
+		free(body);
+		return;
+	}
+	/* the refill daemon publishes Nomad's state; while it is unreachable we say so */
+	char nomad[PERR_MSG_MAX + 32];
+	if (store_status_get(a->store, "nomad", nomad, sizeof nomad, &e) == 1) {
+		free(st);
+		char *body = model_render_error(nomad, "NOMAD_UNREACHABLE");
 		http_respond_json(r, 503, body);
 		free(body);
 		return;

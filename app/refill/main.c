@@ -1,0 +1,224 @@
+/* poseidon-refill: keeps every runner pool full, follows Nomad, reconciles and reaps.
+ *
+ * Module design notes. Any number of instances may run (for availability); one leads. The
+ * leader holds the Redis lease "refill" (SET NX PX, renewed every pass); the others retry every
+ * pass and take over within LEASE_MS when the leader dies or stalls. The leader runs two threads,
+ * each with its own Redis and Nomad connections (struct pool):
+ *   - main: refill passes every refill.tickms (lib/pool pool_tick) and a full reconcile every
+ *     reconcile.interval seconds, and at once after the event stream (re)connects, since events
+ *     may have been missed meanwhile;
+ *   - events: follows Nomad's event stream (lib/nomad_events) from the last index seen,
+ *     reconnecting with backoff, and applies every event (pool_on_event).
+ * Nomad trouble is logged once per change of state and published in Redis (status "nomad") so
+ * that /health can report it; everything resumes by itself when Nomad is back.
+ * Signals: SIGTERM/SIGINT stop both threads after the current step and release the lease, so a
+ * standby takes over at once. Restarting loses nothing: all state is in Redis and Nomad.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "nomad_events.h"
+#include "pool.h"
+#include "store.h"
+
+#define LEASE_NAME "refill"
+#define LEASE_MS 5000
+#define STATUS_TTL_MS 15000
+#define EVENT_BACKOFF_MAX_MS 10000
+
+static atomic_int stopping;
+static atomic_int leading;
+static atomic_int reconcile_now;
+static struct config cfg;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	/* in small steps so that a signal ends the wait quickly */
+	for (long long end = now_ms() + ms; !stopping && now_ms() < end;) {
+		struct timespec ts = {0, 20 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Logs Nomad's state when it changes and publishes it for /health. */
+struct health {
+	int nomad_down;
+	struct store *store;
+};
+
+static void note_nomad(struct health *h, const struct perr *e)
+{
+	int down = e && (e->kind == PERR_NOMAD_UNREACHABLE || e->kind == PERR_NOMAD_OVERLOAD);
+	struct perr se;
+	if (down) {
+		char status[PERR_MSG_MAX + 32];
+		snprintf(status, sizeof status, "nomad unreachable: %s", e->msg);
+		store_status_set(h->store, "nomad", status, STATUS_TTL_MS, &se);
+		if (!h->nomad_down)
+			log_error("nomad unreachable; retrying", "error", e->msg);
+	} else if (h->nomad_down) {
+		store_status_set(h->store, "nomad", "", 0, &se);
+		log_info("nomad reachable again");
+	}
+	h->nomad_down = down;
+}
+
+static int events_should_stop(void *ud)
+{
+	(void)ud;
+	return stopping || !leading;
+}
+
+static void events_connected(void *ud)
+{
+	(void)ud;
+	reconcile_now = 1; /* whatever happened while we were not listening */
+	log_info("following nomad's event stream");
+}
+
+static void *event_thread(void *arg)
+{
+	(void)arg;
+	struct perr e;
+	struct pool *p = pool_new(&cfg, &e);
+	struct nomad_endpoint ep;
+	static const char *const topics[] = {"Job:*", "Allocation:*", "Evaluation:*", NULL};
+	long long last = 0;
+	int backoff = 250, failing = 0;
+	if (!p) {
+		log_error("event thread cannot start", "error", e.msg);
+		return NULL;
+	}
+	nomad_endpoint_from_config(&ep, &cfg);
+	while (!stopping && leading) {
+		struct nomad_stream_opts o = {.topics = topics, .index = last, .should_stop = events_should_stop,
+					      .on_connected = events_connected};
+		long long started = now_ms();
+		int rc = nomad_events_follow(&ep, &o, pool_on_event, p, &last, &e);
+		if (rc == 0 || stopping || !leading)
+			break;
+		if (now_ms() - started > 10000)
+			backoff = 250, failing = 0; /* it ran for a while: a fresh failure */
+		if (!failing++)
+			log_warn("nomad event stream ended; reconnecting", "error", e.msg);
+		sleep_ms(backoff);
+		backoff = backoff * 2 > EVENT_BACKOFF_MAX_MS ? EVENT_BACKOFF_MAX_MS : backoff * 2;
+	}
+	pool_free(p);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	struct perr e;
+	char owner[128], host[64] = "";
+	log_set_program("poseidon-refill");
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-config") == 0 || strcmp(argv[i], "--config") == 0)
+			i++;
+		else if (strncmp(argv[i], "-config=", 8) != 0 && strncmp(argv[i], "--config=", 9) != 0) {
+			fprintf(stderr, "usage: poseidon-refill [-config FILE]\n");
+			return 2;
+		}
+	}
+	if (config_load(&cfg, argc, argv, &e) < 0 || config_apply_logging(&cfg, &e) < 0) {
+		log_error("configuration error", "error", e.msg);
+		return 2;
+	}
+	struct pool *p = pool_new(&cfg, &e);
+	struct store *lease_store = store_open(&cfg);
+	if (!p || !lease_store) {
+		log_error("start-up failed", "error", p ? "out of memory" : e.msg);
+		return 2;
+	}
+	gethostname(host, sizeof host - 1);
+	snprintf(owner, sizeof owner, "%s:%d:%lld", host, (int)getpid(), now_ms());
+
+	struct sigaction sa = {0};
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct health h = {.store = lease_store};
+	pthread_t events;
+	int events_running = 0, redis_down = 0;
+	long long next_reconcile = 0;
+	log_info("started", "owner", owner);
+	while (!stopping) {
+		int held = store_lease(lease_store, LEASE_NAME, owner, LEASE_MS, &e);
+		if (held < 0) {
+			if (!redis_down)
+				log_error("redis unreachable; retrying", "error", e.msg);
+			redis_down = 1;
+			held = 0;
+		} else if (redis_down) {
+			log_info("redis reachable again");
+			redis_down = 0;
+		}
+		if (held && !leading) {
+			log_info("leading: this instance keeps the pools");
+			leading = 1;
+			reconcile_now = 1;
+			events_running = pthread_create(&events, NULL, event_thread, NULL) == 0;
+		} else if (!held && leading) {
+			log_warn("lost the lease; standing by");
+			leading = 0;
+		}
+		if (!leading && events_running) {
+			pthread_join(events, NULL);
+			events_running = 0;
+		}
+		if (leading) {
+			if (reconcile_now || now_ms() >= next_reconcile) {
+				reconcile_now = 0;
+				int rc = pool_reconcile(p, &e);
+				note_nomad(&h, rc < 0 ? &e : NULL);
+				if (rc < 0 && e.kind != PERR_NOMAD_UNREACHABLE)
+					log_warn("reconcile incomplete", "error", e.msg);
+				next_reconcile = now_ms() + (long long)cfg.reconcile.interval * 1000;
+			}
+			int rc = pool_tick(p, &e);
+			note_nomad(&h, rc < 0 ? &e : NULL);
+			if (rc < 0 && e.kind != PERR_NOMAD_UNREACHABLE && e.kind != PERR_NOMAD_OVERLOAD && e.msg[0])
+				log_debug("refill pass incomplete", "error", e.msg);
+			/* when Nomad is down, try less often */
+			sleep_ms(h.nomad_down ? 1000 : cfg.refill.tickms);
+		} else {
+			sleep_ms(1000);
+		}
+	}
+	leading = 0;
+	if (events_running)
+		pthread_join(events, NULL);
+	store_lease_release(lease_store, LEASE_NAME, owner);
+	struct pool_counters c;
+	pool_get_counters(p, &c);
+	char created[24], destroyed[24];
+	log_info("stopped", "created", log_int(created, c.created), "destroyed", log_int(destroyed, c.destroyed));
+	pool_free(p);
+	store_close(lease_store);
+	return 0;
+}
