@@ -40,6 +40,14 @@ void h_env_delete(struct api *a, struct http_req *r, const struct http_params *p
 void h_runner_claim(struct api *a, struct http_req *r, const struct http_params *p);
 void h_runner_delete(struct api *a, struct http_req *r, const struct http_params *p);
 
+/* files.c */
+void h_files_list(struct api *a, struct http_req *r, const struct http_params *p);
+void h_files_raw(struct api *a, struct http_req *r, const struct http_params *p);
+void h_files_patch(struct api *a, struct http_req *r, const struct http_params *p);
+/* The claimed runner named by {runnerId}; touch pushes its deadline. Answers 410 and returns -1
+ * when it is gone. */
+int api_runner(struct api *a, struct http_req *r, const struct http_params *p, int touch, struct runner *run);
+
 /* Reads the body within the configured limit; on failure answers and returns -1. */
 int api_read_body(struct api *a, struct http_req *r);
 /* Answers with e's status and message and logs it. */

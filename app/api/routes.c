@@ -39,9 +39,9 @@ static const struct route {
 	{"DELETE", "/api/v1/execution-environments/{id:int}", h_env_delete, 0},
 	{"POST", "/api/v1/runners", h_runner_claim, 0},
 	{"DELETE", "/api/v1/runners/{runnerId}", h_runner_delete, 0},
-	{"GET", "/api/v1/runners/{runnerId}/files", not_implemented, 0},
-	{"PATCH", "/api/v1/runners/{runnerId}/files", not_implemented, 0},
-	{"GET", "/api/v1/runners/{runnerId}/files/raw", not_implemented, 0},
+	{"GET", "/api/v1/runners/{runnerId}/files", h_files_list, 0},
+	{"PATCH", "/api/v1/runners/{runnerId}/files", h_files_patch, 0},
+	{"GET", "/api/v1/runners/{runnerId}/files/raw", h_files_raw, 0},
 	{"POST", "/api/v1/runners/{runnerId}/execute", not_implemented, 0},
 };
 
