@@ -1,0 +1,347 @@
+/* loop: see loop.h. One epoll instance, a binary min-heap of timers, a signalfd for the
+ * signals the program handles (SIGCHLD reaps children, the others go to the program's
+ * callback) and a list of memory to free after each dispatch batch. */
+#include "loop.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define LOOP_MAX_EVENTS 64
+#define LOOP_MAX_WAIT_MS 60000
+
+struct deferred {
+	void (*fn)(void *);
+	void *p;
+};
+
+struct child {
+	pid_t pid;
+	loop_child_cb cb;
+	void *arg;
+};
+
+static int epfd = -1;
+static int running;
+static int64_t now_cache;
+static struct loop_timer **heap;
+static int heap_len, heap_cap;
+static struct deferred *defers;
+static int ndefers, defers_cap;
+static struct child *children;
+static int nchildren, children_cap;
+static struct loop_watch sigwatch;
+static loop_signal_cb signal_cb;
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t loop_now_ms(void) { return running ? now_cache : mono_ms(); }
+
+/* ---- timers: min-heap on due_ms ---- */
+
+static void heap_swap(int a, int b)
+{
+	struct loop_timer *t = heap[a];
+	heap[a] = heap[b];
+	heap[b] = t;
+	heap[a]->heap_idx = a;
+	heap[b]->heap_idx = b;
+}
+
+static void heap_up(int i)
+{
+	while (i > 0) {
+		int p = (i - 1) / 2;
+		if (heap[p]->due_ms <= heap[i]->due_ms)
+			break;
+		heap_swap(i, p);
+		i = p;
+	}
+}
+
+static void heap_down(int i)
+{
+	for (;;) {
+		int l = 2 * i + 1, r = l + 1, m = i;
+		if (l < heap_len && heap[l]->due_ms < heap[m]->due_ms)
+			m = l;
+		if (r < heap_len && heap[r]->due_ms < heap[m]->due_ms)
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(i, m);
+		i = m;
+	}
+}
+
+void loop_timer_init(struct loop_timer *t, void (*cb)(struct loop_timer *t), void *arg)
+{
+	t->due_ms = 0;
+	t->heap_idx = -1;
+	t->cb = cb;
+	t->arg = arg;
+}
+
+void loop_timer_stop(struct loop_timer *t)
+{
+	int i = t->heap_idx;
+	if (i < 0)
+		return;
+	t->heap_idx = -1;
+	heap_len--;
+	if (i != heap_len) {
+		heap[i] = heap[heap_len];
+		heap[i]->heap_idx = i;
+		heap_up(i);
+		heap_down(heap[i]->heap_idx);
+	}
+}
+
+void loop_timer_start(struct loop_timer *t, int64_t after_ms)
+{
+	loop_timer_stop(t);
+	if (heap_len == heap_cap) {
+		int cap = heap_cap ? heap_cap * 2 : 64;
+		struct loop_timer **n = realloc(heap, (size_t)cap * sizeof *n);
+		if (!n) {
+			log_error("timer heap full: out of memory");
+			return;
+		}
+		heap = n;
+		heap_cap = cap;
+	}
+	t->due_ms = loop_now_ms() + (after_ms < 0 ? 0 : after_ms);
+	t->heap_idx = heap_len;
+	heap[heap_len++] = t;
+	heap_up(t->heap_idx);
+}
+
+static void run_timers(void)
+{
+	while (heap_len > 0 && heap[0]->due_ms <= now_cache) {
+		struct loop_timer *t = heap[0];
+		loop_timer_stop(t);
+		t->cb(t);
+	}
+}
+
+/* ---- deferred frees ---- */
+
+void loop_defer_free(void (*fn)(void *), void *p)
+{
+	if (!p)
+		return;
+	if (ndefers == defers_cap) {
+		int cap = defers_cap ? defers_cap * 2 : 64;
+		struct deferred *n = realloc(defers, (size_t)cap * sizeof *n);
+		if (!n) {
+			/* cannot defer: leaking is safer than freeing early */
+			log_error("deferred free list full: out of memory");
+			return;
+		}
+		defers = n;
+		defers_cap = cap;
+	}
+	defers[ndefers].fn = fn;
+	defers[ndefers].p = p;
+	ndefers++;
+}
+
+static void run_defers(void)
+{
+	/* a free function may defer more frees; loop until quiet */
+	while (ndefers > 0) {
+		int n = ndefers;
+		struct deferred *batch = malloc((size_t)n * sizeof *batch);
+		if (!batch)
+			return;
+		memcpy(batch, defers, (size_t)n * sizeof *batch);
+		ndefers = 0;
+		for (int i = 0; i < n; i++)
+			batch[i].fn(batch[i].p);
+		free(batch);
+	}
+}
+
+/* ---- fd watches ---- */
+
+int loop_watch(struct loop_watch *w, int fd, uint32_t events, loop_fd_cb cb, void *arg)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = w};
+	w->fd = fd;
+	w->events = events;
+	w->cb = cb;
+	w->arg = arg;
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int e = errno;
+		w->fd = -1;
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+int loop_rewatch(struct loop_watch *w, uint32_t events)
+{
+	if (w->fd < 0 || w->events == events)
+		return 0;
+	struct epoll_event ev = {.events = events, .data.ptr = w};
+	w->events = events;
+	return epoll_ctl(epfd, EPOLL_CTL_MOD, w->fd, &ev);
+}
+
+void loop_unwatch(struct loop_watch *w)
+{
+	if (w->fd >= 0)
+		epoll_ctl(epfd, EPOLL_CTL_DEL, w->fd, NULL);
+	w->fd = -1;
+}
+
+/* ---- children and signals ---- */
+
+int loop_child_watch(pid_t pid, loop_child_cb cb, void *arg)
+{
+	if (nchildren == children_cap) {
+		int cap = children_cap ? children_cap * 2 : 64;
+		struct child *n = realloc(children, (size_t)cap * sizeof *n);
+		if (!n)
+			return -1;
+		children = n;
+		children_cap = cap;
+	}
+	children[nchildren].pid = pid;
+	children[nchildren].cb = cb;
+	children[nchildren].arg = arg;
+	nchildren++;
+	return 0;
+}
+
+void loop_child_forget(pid_t pid)
+{
+	for (int i = 0; i < nchildren; i++)
+		if (children[i].pid == pid) {
+			children[i].cb = NULL;
+			return;
+		}
+}
+
+static void reap_children(void)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		if (pid <= 0)
+			return;
+		for (int i = 0; i < nchildren; i++) {
+			if (children[i].pid != pid)
+				continue;
+			struct child c = children[i];
+			children[i] = children[--nchildren];
+			if (c.cb)
+				c.cb(pid, status, c.arg);
+			break;
+		}
+	}
+}
+
+static void on_signalfd(struct loop_watch *w, uint32_t events)
+{
+	(void)events;
+	struct signalfd_siginfo si;
+	int got_chld = 0;
+	while (read(w->fd, &si, sizeof si) == (ssize_t)sizeof si) {
+		if (si.ssi_signo == SIGCHLD)
+			got_chld = 1;
+		else if (signal_cb)
+			signal_cb((int)si.ssi_signo);
+	}
+	if (got_chld)
+		reap_children();
+}
+
+int loop_init(loop_signal_cb on_signal)
+{
+	sigset_t set;
+	signal_cb = on_signal;
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (epfd < 0)
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0)
+		return -1;
+	return loop_watch(&sigwatch, sfd, EPOLLIN, on_signalfd, NULL);
+}
+
+void loop_stop(void) { running = 0; }
+
+int loop_run(void)
+{
+	struct epoll_event evs[LOOP_MAX_EVENTS];
+	running = 1;
+	now_cache = mono_ms();
+	while (running) {
+		int timeout = LOOP_MAX_WAIT_MS;
+		if (heap_len > 0) {
+			int64_t d = heap[0]->due_ms - mono_ms();
+			timeout = d < 0 ? 0 : d > LOOP_MAX_WAIT_MS ? LOOP_MAX_WAIT_MS : (int)d;
+		}
+		int n = epoll_wait(epfd, evs, LOOP_MAX_EVENTS, timeout);
+		if (n < 0 && errno != EINTR) {
+			log_error("epoll_wait failed", "error", strerror(errno));
+			return -1;
+		}
+		now_cache = mono_ms();
+		for (int i = 0; i < n; i++) {
+			struct loop_watch *w = evs[i].data.ptr;
+			if (w->fd < 0)
+				continue; /* closed earlier in this batch */
+			w->cb(w, evs[i].events);
+		}
+		run_timers();
+		run_defers();
+	}
+	return 0;
+}
+
+void loop_shutdown(void)
+{
+	run_defers();
+	if (sigwatch.fd >= 0) {
+		int fd = sigwatch.fd;
+		loop_unwatch(&sigwatch);
+		close(fd);
+	}
+	if (epfd >= 0)
+		close(epfd);
+	epfd = -1;
+	free(heap);
+	heap = NULL;
+	heap_len = heap_cap = 0;
+	free(defers);
+	defers = NULL;
+	ndefers = defers_cap = 0;
+	free(children);
+	children = NULL;
+	nchildren = children_cap = 0;
+}

@@ -1,0 +1,216 @@
+/* nomad-local: a single-node stand-in for HashiCorp Nomad, for development and tests.
+ *
+ * Module design notes
+ * -------------------
+ * Place in the picture (DESIGN.md section 1): the "Nomad HTTP API" box on one machine. The
+ * Poseidon programs (poseidon-api, poseidon-wsgate, poseidon-refill) talk to it exactly as
+ * they would talk to a real Nomad agent: the job, allocation, node and agent endpoints, the
+ * event stream and the alloc exec WebSocket, with Nomad 1.10's JSON shapes, headers, error
+ * texts and status codes (../shared/nomad-api.md, ../shared/nomad-samples/). Behind the API
+ * it is both server (jobs, evaluations, placement: sched.c) and client (tasks in bubblewrap
+ * sandboxes: task.c, sandbox.c, exec.c). It is a development and test engine, not a security
+ * boundary: production runs Nomad with Docker/gVisor.
+ *
+ * Process structure: one process, one thread, one epoll loop (loop.c). Sandboxes are bwrap
+ * processes in their own sessions and cgroups; exec'd commands are our children that entered
+ * a sandbox's namespaces. Nothing blocks the loop for long: state files are small and
+ * written whole; bwrap is started with fork+exec.
+ *
+ * Signals: SIGTERM and SIGINT stop the agent gracefully: connections close, state is already
+ * on disk, sandboxes keep running (as Nomad's client leaves tasks running across its own
+ * restarts). SIGHUP is logged and ignored. SIGCHLD reaps children. SIGPIPE is ignored.
+ *
+ * Restart behaviour: on start, the state directory is read back (jobs, evaluations,
+ * allocations, the index); pending evaluations complete; running sandboxes are re-adopted by
+ * pid and start time; allocations whose sandbox died while the agent was down are reported
+ * failed. `nomad-local -state DIR -cleanup` kills every sandbox recorded in DIR (tests and
+ * `make run` use it to leave nothing behind).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "events.h"
+#include "exec.h"
+#include "httpd.h"
+#include "log.h"
+#include "loop.h"
+#include "sandbox.h"
+#include "sched.h"
+#include "state.h"
+#include "task.h"
+
+#define DEFAULT_BIND "127.0.0.1"
+#define DEFAULT_PORT 4646
+#define DEFAULT_STATE "run/nomad-local"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: nomad-local [-bind ADDR] [-port N] [-state DIR] [-images DIR] [-token T]\n"
+		   "                   [-log-level LEVEL] [-cleanup]\n"
+		   "  -bind ADDR    listen address (default %s)\n"
+		   "  -port N       HTTP port for the API, event stream and exec (default %d)\n"
+		   "  -state DIR    jobs, allocations and sandbox directories (default ./%s)\n"
+		   "  -images DIR   image roots: DIR/<image name> (default: none, the host's root read-only)\n"
+		   "  -token T      ACL token required in X-Nomad-Token (default: ACLs disabled)\n"
+		   "  -log-level L  debug, info, warn or error (default info)\n"
+		   "  -cleanup      kill every sandbox recorded in the state directory and exit\n",
+		DEFAULT_BIND, DEFAULT_PORT, DEFAULT_STATE);
+}
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP) {
+		log_info("SIGHUP ignored");
+		return;
+	}
+	log_info("shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	loop_stop();
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int cleanup(void)
+{
+	int n = 0;
+	for (int i = 0; i < st.nallocs; i++) {
+		json_object *saved = NULL;
+		if (st.allocs[i]->runtime && json_object_object_get_ex(st.allocs[i]->runtime, "Sandbox", &saved) &&
+		    saved) {
+			sandbox_kill_saved(saved);
+			n++;
+		}
+	}
+	char buf[24];
+	log_info("cleanup done", "sandboxes", log_int(buf, n));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *bind_addr = DEFAULT_BIND, *state_dir = DEFAULT_STATE, *images = NULL, *token = "";
+	int port = DEFAULT_PORT, do_cleanup = 0;
+	log_set_program("nomad-local");
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (a[0] == '-' && a[1] == '-')
+			a++; /* accept --flag like -flag, as Go's flag package does */
+		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+		if (strcmp(a, "-h") == 0 || strcmp(a, "-help") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(a, "-cleanup") == 0) {
+			do_cleanup = 1;
+			continue;
+		}
+		if (!val) {
+			fprintf(stderr, "nomad-local: flag needs an argument: %s\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+		i++;
+		if (strcmp(a, "-bind") == 0) {
+			bind_addr = val;
+		} else if (strcmp(a, "-port") == 0) {
+			char *end;
+			long p = strtol(val, &end, 10);
+			if (*end || p <= 0 || p > 65535) {
+				fprintf(stderr, "nomad-local: invalid port %s\n", val);
+				return 2;
+			}
+			port = (int)p;
+		} else if (strcmp(a, "-state") == 0) {
+			state_dir = val;
+		} else if (strcmp(a, "-images") == 0) {
+			images = val;
+		} else if (strcmp(a, "-token") == 0) {
+			token = val;
+		} else if (strcmp(a, "-log-level") == 0) {
+			enum log_level lvl;
+			if (log_parse_level(val, &lvl) < 0) {
+				fprintf(stderr, "nomad-local: invalid log level %s\n", val);
+				return 2;
+			}
+			log_set_level(lvl);
+		} else {
+			fprintf(stderr, "nomad-local: unknown flag %s\n", argv[i - 1]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	log_add_secret(token);
+	srand((unsigned)time(NULL) ^ (unsigned)getpid());
+	raise_nofile();
+
+	char abs_state[PATH_MAX];
+	if (mkdir_p(state_dir, 0700) < 0 || !realpath(state_dir, abs_state)) {
+		log_error("cannot create the state directory", "path", state_dir, "error", strerror(errno));
+		return 1;
+	}
+	if (loop_init(on_signal) < 0) {
+		log_error("cannot set up the event loop", "error", strerror(errno));
+		return 1;
+	}
+	if (state_open(abs_state) < 0) {
+		log_error("cannot open the state directory", "path", abs_state, "error", strerror(errno));
+		return 1;
+	}
+	if (do_cleanup) {
+		int rc = cleanup();
+		state_close();
+		loop_shutdown();
+		return rc;
+	}
+	char abs_images[PATH_MAX] = "";
+	if (images && !realpath(images, abs_images)) {
+		log_error("images directory not found", "path", images, "error", strerror(errno));
+		return 1;
+	}
+	if (sandbox_init(abs_state, abs_images[0] ? abs_images : NULL) < 0) {
+		log_error("sandbox support unavailable", "error", strerror(errno));
+		return 1;
+	}
+	char hostname[256] = "nomad-local", http_addr[300];
+	gethostname(hostname, sizeof hostname);
+	hostname[sizeof hostname - 1] = '\0';
+	snprintf(st.node_name, sizeof st.node_name, "%s", hostname);
+	snprintf(http_addr, sizeof http_addr, "%s:%d", bind_addr, port);
+	struct api_config acfg = {.token = token, .http_addr = http_addr, .hostname = hostname};
+	api_init(&acfg);
+	if (httpd_listen(bind_addr, port, api_handle) < 0) {
+		log_error("cannot listen", "address", http_addr, "error", strerror(errno));
+		return 1;
+	}
+	sched_init();
+	sched_restore();
+	char nbuf[24], abuf[24];
+	log_info("nomad-local listening", "address", http_addr, "state", abs_state, "images",
+		 abs_images[0] ? abs_images : "(host root)", "acl", token[0] ? "enabled" : "disabled", "jobs",
+		 log_int(nbuf, st.njobs), "allocations", log_int(abuf, st.nallocs));
+	loop_run();
+
+	httpd_close();
+	httpd_close_all();
+	sched_shutdown();
+	task_detach_all();
+	events_shutdown();
+	state_close();
+	loop_shutdown();
+	log_info("nomad-local stopped");
+	return 0;
+}

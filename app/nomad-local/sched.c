@@ -1,0 +1,511 @@
+/* sched: see sched.h. Everything runs on the loop thread; a register or deregister is
+ * complete (state saved, first event batches published) before its HTTP answer is written. */
+#include "sched.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events.h"
+#include "log.h"
+#include "portfwd.h"
+#include "render.h"
+#include "task.h"
+#include "util.h"
+
+static struct loop_timer gc_timer;
+
+/* ---- events ---- */
+
+static void ev_job(struct ev_batch *b, const char *type, struct nl_job *j)
+{
+	events_add(b, "Job", type, j->id, j->ns, NULL, "Job", json_object_get(j->spec));
+}
+
+static void ev_eval(struct ev_batch *b, const char *type, struct nl_eval *e)
+{
+	events_add(b, "Evaluation", type, e->id, e->ns, e->job_id, "Evaluation", render_eval(e));
+}
+
+static void ev_alloc(struct ev_batch *b, const char *type, struct nl_alloc *a)
+{
+	events_add(b, "Allocation", type, a->id, a->ns, a->job_id, "Allocation", render_alloc(a, 0));
+}
+
+/* ---- helpers ---- */
+
+static struct nl_job *job_of_alloc(struct nl_alloc *a)
+{
+	struct nl_job *j = state_job(a->ns, a->job_id);
+	return j && j->create_index == a->job_create_index ? j : NULL;
+}
+
+static json_object *find_group(json_object *spec, const char *name)
+{
+	json_object *groups = js_obj(spec, "TaskGroups");
+	for (size_t i = 0; groups && i < json_object_array_length(groups); i++) {
+		json_object *g = json_object_array_get_idx(groups, i);
+		if (strcmp(js_str(g, "Name", ""), name) == 0)
+			return g;
+	}
+	return NULL;
+}
+
+static struct nl_eval *new_eval(struct nl_job *j, const char *type, const char *triggered_by, int priority,
+				uint64_t idx)
+{
+	struct nl_eval *e = calloc(1, sizeof *e);
+	if (!e)
+		abort();
+	uuid_v4(e->id);
+	snprintf(e->ns, sizeof e->ns, "%s", j->ns);
+	snprintf(e->job_id, sizeof e->job_id, "%s", j->id);
+	snprintf(e->type, sizeof e->type, "%s", type);
+	snprintf(e->triggered_by, sizeof e->triggered_by, "%s", triggered_by);
+	snprintf(e->status, sizeof e->status, "pending");
+	e->priority = priority;
+	e->create_index = e->modify_index = idx;
+	e->create_time = e->modify_time = now_ns();
+	loop_timer_init(&e->timer, NULL, e);
+	state_add_eval(e);
+	return e;
+}
+
+static void stop_alloc(struct nl_alloc *a, const char *why, uint64_t pidx)
+{
+	snprintf(a->desired_status, sizeof a->desired_status, "stop");
+	snprintf(a->desired_description, sizeof a->desired_description, "%s", why);
+	a->alloc_modify_index = a->modify_index = pidx;
+	a->modify_time = now_ns();
+}
+
+static struct nl_alloc *new_alloc(struct nl_job *j, struct nl_eval *e, json_object *g, uint64_t pidx)
+{
+	struct nl_alloc *a = calloc(1, sizeof *a);
+	if (!a)
+		abort();
+	uuid_v4(a->id);
+	snprintf(a->ns, sizeof a->ns, "%s", j->ns);
+	snprintf(a->eval_id, sizeof a->eval_id, "%s", e->id);
+	snprintf(a->job_id, sizeof a->job_id, "%s", j->id);
+	snprintf(a->job_type, sizeof a->job_type, "%s", js_str(j->spec, "Type", "service"));
+	snprintf(a->task_group, sizeof a->task_group, "%s", js_str(g, "Name", ""));
+	snprintf(a->name, sizeof a->name, "%s.%s[0]", j->id, a->task_group);
+	json_object *tasks = js_obj(g, "Tasks"), *t = tasks ? json_object_array_get_idx(tasks, 0) : NULL;
+	snprintf(a->task_name, sizeof a->task_name, "%s", js_str(t, "Name", ""));
+	a->job_version = j->version;
+	a->job_create_index = j->create_index;
+	a->job = json_object_get(j->spec);
+	snprintf(a->desired_status, sizeof a->desired_status, "run");
+	snprintf(a->client_status, sizeof a->client_status, "pending");
+	a->create_index = a->modify_index = a->alloc_modify_index = pidx;
+	a->create_time = a->modify_time = now_ns();
+	json_object *res = js_obj(t, "Resources");
+	a->cpu = (int)js_int(res, "CPU", 100);
+	a->memory_mb = (int)js_int(res, "MemoryMB", 300);
+	a->memory_max_mb = (int)js_int(res, "MemoryMaxMB", 0);
+	a->disk_mb = (int)js_int(js_obj(g, "EphemeralDisk"), "SizeMB", 300);
+	json_object *nets = js_obj(g, "Networks");
+	if (nets && json_object_array_length(nets) > 0) {
+		json_object *n = json_object_array_get_idx(nets, 0);
+		a->has_network = 1;
+		snprintf(a->net_mode, sizeof a->net_mode, "%s", js_str(n, "Mode", ""));
+		int host = strcmp(a->net_mode, "host") == 0;
+		static const char *kinds[] = {"ReservedPorts", "DynamicPorts"};
+		for (int k = 0; k < 2; k++) {
+			json_object *ports = js_obj(n, kinds[k]);
+			for (size_t i = 0; ports && i < json_object_array_length(ports) && a->nports < NL_MAX_PORTS;
+			     i++) {
+				json_object *p = json_object_array_get_idx(ports, i);
+				struct nl_port *np = &a->ports[a->nports++];
+				snprintf(np->label, sizeof np->label, "%s", js_str(p, "Label", ""));
+				np->to = (int)js_int(p, "To", 0);
+				np->value = k == 0 ? (int)js_int(p, "Value", 0) : host && np->to ? np->to : portfwd_pick();
+				if (np->to == 0 || np->to == -1)
+					np->to = np->value;
+			}
+		}
+	}
+	state_add_alloc(a);
+	return a;
+}
+
+/* ---- evaluation completion ---- */
+
+static void on_eval_complete(struct loop_timer *t)
+{
+	struct nl_eval *e = t->arg;
+	uint64_t idx = state_next_index();
+	snprintf(e->status, sizeof e->status, "complete");
+	e->snapshot_index = e->create_index;
+	e->modify_index = idx;
+	e->modify_time = now_ns();
+	struct nl_job *j = state_job(e->ns, e->job_id);
+	if (j && strcmp(e->triggered_by, "job-register") == 0) {
+		json_object *q = json_object_new_object();
+		json_object *groups = js_obj(j->spec, "TaskGroups");
+		for (size_t i = 0; groups && i < json_object_array_length(groups); i++)
+			json_object_object_add(q, js_str(json_object_array_get_idx(groups, i), "Name", ""),
+					       json_object_new_int(0));
+		json_object_put(e->queued);
+		e->queued = q;
+	}
+	state_save_eval(e);
+	struct ev_batch *b = events_begin(idx);
+	ev_eval(b, "EvaluationUpdated", e);
+	if (j && job_update_status(j)) {
+		j->modify_index = idx;
+		job_sync_spec(j);
+		state_save_job(j);
+		ev_job(b, "EvaluationUpdated", j);
+	}
+	events_commit(b);
+	/* the client now learns about the allocations this evaluation placed */
+	for (int i = 0; i < st.nallocs; i++) {
+		struct nl_alloc *a = st.allocs[i];
+		if (strcmp(a->eval_id, e->id) == 0 && !alloc_terminal(a))
+			task_received(a);
+	}
+}
+
+static void arm_eval(struct nl_eval *e)
+{
+	loop_timer_init(&e->timer, on_eval_complete, e);
+	loop_timer_start(&e->timer, SCHED_EVAL_DELAY_MS);
+}
+
+/* ---- planning ---- */
+
+struct plan {
+	struct nl_alloc *placed[64];
+	int nplaced;
+	struct nl_alloc *stopped[64];
+	int nstopped;
+	struct ev_batch *b;
+	uint64_t idx;
+};
+
+static uint64_t plan_index(struct plan *p, struct nl_eval *e)
+{
+	if (!p->idx) {
+		p->idx = state_next_index();
+		p->b = events_begin(p->idx);
+		e->modify_index = p->idx;
+		ev_eval(p->b, "PlanResult", e);
+	}
+	return p->idx;
+}
+
+static void plan_stop(struct plan *p, struct nl_eval *e, struct nl_alloc *a, const char *why)
+{
+	stop_alloc(a, why, plan_index(p, e));
+	ev_alloc(p->b, "PlanResult", a);
+	state_save_alloc(a);
+	if (p->nstopped < 64)
+		p->stopped[p->nstopped++] = a;
+}
+
+static void plan_job(struct nl_job *j, struct nl_eval *e, int all_stop)
+{
+	struct plan p = {0};
+	json_object *groups = js_obj(j->spec, "TaskGroups");
+	/* live allocations of groups that are gone, or of a stopped job */
+	for (int i = 0; i < st.nallocs; i++) {
+		struct nl_alloc *a = st.allocs[i];
+		if (alloc_terminal(a) || strcmp(a->job_id, j->id) || strcmp(a->ns, j->ns) ||
+		    a->job_create_index != j->create_index)
+			continue;
+		json_object *g = find_group(j->spec, a->task_group);
+		if (all_stop || j->stop || !g || js_int(g, "Count", 1) <= 0)
+			plan_stop(&p, e, a, "alloc not needed due to job update");
+	}
+	for (size_t gi = 0; !all_stop && !j->stop && groups && gi < json_object_array_length(groups); gi++) {
+		json_object *g = json_object_array_get_idx(groups, gi);
+		if (js_int(g, "Count", 1) <= 0)
+			continue;
+		const char *gname = js_str(g, "Name", "");
+		struct nl_alloc *live = NULL;
+		for (int i = 0; i < st.nallocs; i++) {
+			struct nl_alloc *a = st.allocs[i];
+			if (!alloc_terminal(a) && strcmp(a->job_id, j->id) == 0 && strcmp(a->ns, j->ns) == 0 &&
+			    a->job_create_index == j->create_index && strcmp(a->task_group, gname) == 0) {
+				live = a;
+				break;
+			}
+		}
+		if (live) {
+			char *fold = jobspec_group_fingerprint(find_group(live->job, gname));
+			char *fnew = jobspec_group_fingerprint(g);
+			int same = fold && fnew && strcmp(fold, fnew) == 0;
+			free(fold);
+			free(fnew);
+			if (same) {
+				if (live->job_version == j->version && strcmp(live->eval_id, e->id) == 0)
+					continue;
+				/* in-place update: new job version, same task */
+				uint64_t pidx = plan_index(&p, e);
+				snprintf(live->eval_id, sizeof live->eval_id, "%s", e->id);
+				live->job_version = j->version;
+				json_object_put(live->job);
+				live->job = json_object_get(j->spec);
+				live->alloc_modify_index = live->modify_index = pidx;
+				live->modify_time = now_ns();
+				ev_alloc(p.b, "PlanResult", live);
+				state_save_alloc(live);
+				continue;
+			}
+			plan_stop(&p, e, live, "alloc is being updated due to job update");
+		}
+		uint64_t pidx = plan_index(&p, e);
+		struct nl_alloc *a = new_alloc(j, e, g, pidx);
+		if (strcmp(live ? live->id : "", "") != 0)
+			snprintf(a->previous_allocation, sizeof a->previous_allocation, "%s", live->id);
+		ev_alloc(p.b, "PlanResult", a);
+		state_save_alloc(a);
+		if (p.nplaced < 64)
+			p.placed[p.nplaced++] = a;
+	}
+	if (!p.idx)
+		return;
+	state_save_eval(e);
+	if (job_update_status(j)) {
+		j->modify_index = p.idx;
+		job_sync_spec(j);
+		ev_job(p.b, "PlanResult", j);
+	}
+	j->summary_index = p.idx;
+	state_save_job(j);
+	events_commit(p.b);
+	for (int i = 0; i < p.nstopped; i++)
+		task_stop(p.stopped[i]);
+	for (int i = 0; i < p.nplaced; i++) {
+		log_info("allocation placed", "alloc_id", p.placed[i]->id, "job_id", j->id, "group",
+			 p.placed[i]->task_group);
+		task_place(p.placed[i]);
+	}
+}
+
+/* ---- register / deregister ---- */
+
+static json_object *register_response(struct nl_eval *e, uint64_t job_modify_index, uint64_t idx)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "EvalID", json_object_new_string(e ? e->id : ""));
+	json_object_object_add(o, "EvalCreateIndex", json_object_new_int64(e ? (int64_t)e->create_index : 0));
+	json_object_object_add(o, "JobModifyIndex", json_object_new_int64((int64_t)job_modify_index));
+	json_object_object_add(o, "Warnings", json_object_new_string(""));
+	json_object_object_add(o, "Index", json_object_new_int64((int64_t)idx));
+	json_object_object_add(o, "LastContact", json_object_new_int(0));
+	json_object_object_add(o, "KnownLeader", json_object_new_boolean(0));
+	json_object_object_add(o, "NextToken", json_object_new_string(""));
+	return o;
+}
+
+json_object *sched_register(struct jobspec_request *req)
+{
+	int64_t now = now_ns();
+	struct nl_job *j = state_job(req->ns, req->id);
+	char *fp = jobspec_fingerprint(req->job);
+	uint64_t idx = state_next_index();
+	if (!j) {
+		j = calloc(1, sizeof *j);
+		if (!j)
+			abort();
+		snprintf(j->ns, sizeof j->ns, "%s", req->ns);
+		snprintf(j->id, sizeof j->id, "%s", req->id);
+		j->spec = req->job;
+		j->fingerprint = fp;
+		j->create_index = j->job_modify_index = idx;
+		j->submit_time = now;
+		state_add_job(j);
+		log_info("job registered", "namespace", j->ns, "job_id", j->id);
+	} else if (!fp || strcmp(fp, j->fingerprint) != 0 || j->stop != js_bool(req->job, "Stop")) {
+		json_object_put(j->spec);
+		free(j->fingerprint);
+		j->spec = req->job;
+		j->fingerprint = fp;
+		j->version++;
+		j->job_modify_index = idx;
+		j->submit_time = now;
+		log_info("job updated", "namespace", j->ns, "job_id", j->id);
+	} else {
+		/* unchanged: same version and JobModifyIndex, but still a new evaluation */
+		json_object_put(req->job);
+		free(fp);
+	}
+	req->job = NULL;
+	j->stop = js_bool(j->spec, "Stop");
+	j->modify_index = idx;
+	int prio = req->eval_priority ? req->eval_priority : (int)js_int(j->spec, "Priority", 50);
+	struct nl_eval *e = new_eval(j, js_str(j->spec, "Type", "service"), "job-register", prio, idx);
+	e->job_modify_index = j->job_modify_index;
+	job_update_status(j);
+	job_sync_spec(j);
+	state_save_job(j);
+	state_save_eval(e);
+	/* the job upsert and its evaluation are two transactions with the same index */
+	struct ev_batch *b = events_begin(idx);
+	ev_job(b, "JobRegistered", j);
+	events_commit(b);
+	b = events_begin(idx);
+	ev_eval(b, "JobRegistered", e);
+	events_commit(b);
+	plan_job(j, e, 0);
+	arm_eval(e);
+	return register_response(e, j->job_modify_index, idx);
+}
+
+json_object *sched_deregister(const char *ns, const char *id, int purge)
+{
+	struct nl_job *j = state_job(ns, id);
+	if (!j) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "EvalID", json_object_new_string(""));
+		json_object_object_add(o, "EvalCreateIndex", json_object_new_int(0));
+		json_object_object_add(o, "JobModifyIndex", json_object_new_int(0));
+		json_object_object_add(o, "VolumeEvalID", json_object_new_string(""));
+		json_object_object_add(o, "VolumeEvalIndex", json_object_new_int(0));
+		json_object_object_add(o, "Index", json_object_new_int(0));
+		json_object_object_add(o, "LastContact", json_object_new_int(0));
+		json_object_object_add(o, "KnownLeader", json_object_new_boolean(0));
+		json_object_object_add(o, "NextToken", json_object_new_string(""));
+		return o;
+	}
+	uint64_t idx = state_next_index();
+	/* Nomad creates the deregistration evaluation with type "service" */
+	struct nl_eval *e = new_eval(j, "service", "job-deregister", (int)js_int(j->spec, "Priority", 50), idx);
+	e->job_modify_index = idx;
+	struct ev_batch *b = events_begin(idx);
+	ev_job(b, "JobDeregistered", j); /* the job as it was before */
+	if (!purge) {
+		j->stop = 1;
+		j->version++;
+		j->job_modify_index = j->modify_index = idx;
+		job_update_status(j);
+		job_sync_spec(j);
+		state_save_job(j);
+	}
+	events_commit(b);
+	b = events_begin(idx);
+	ev_eval(b, "JobDeregistered", e);
+	events_commit(b);
+	state_save_eval(e);
+	/* stop the job's allocations; a purged job is gone from the state first */
+	struct plan p = {0};
+	for (int i = 0; i < st.nallocs; i++) {
+		struct nl_alloc *a = st.allocs[i];
+		if (alloc_terminal(a) || strcmp(a->job_id, j->id) || strcmp(a->ns, j->ns) ||
+		    a->job_create_index != j->create_index)
+			continue;
+		plan_stop(&p, e, a, "alloc not needed due to job update");
+	}
+	log_info(purge ? "job purged" : "job stopped", "namespace", ns, "job_id", id);
+	if (purge)
+		state_remove_job(j);
+	else if (p.idx && job_update_status(j)) {
+		j->modify_index = p.idx;
+		job_sync_spec(j);
+		state_save_job(j);
+		ev_job(p.b, "PlanResult", j);
+	}
+	if (p.idx) {
+		state_save_eval(e);
+		events_commit(p.b);
+		for (int i = 0; i < p.nstopped; i++)
+			task_stop(p.stopped[i]);
+	}
+	arm_eval(e);
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "EvalID", json_object_new_string(e->id));
+	json_object_object_add(o, "EvalCreateIndex", json_object_new_int64((int64_t)idx));
+	json_object_object_add(o, "JobModifyIndex", json_object_new_int64((int64_t)idx));
+	json_object_object_add(o, "VolumeEvalID", json_object_new_string(""));
+	json_object_object_add(o, "VolumeEvalIndex", json_object_new_int(0));
+	json_object_object_add(o, "Index", json_object_new_int64((int64_t)idx));
+	json_object_object_add(o, "LastContact", json_object_new_int(0));
+	json_object_object_add(o, "KnownLeader", json_object_new_boolean(0));
+	json_object_object_add(o, "NextToken", json_object_new_string(""));
+	return o;
+}
+
+void sched_alloc_update(struct nl_alloc *a, const char *event_type)
+{
+	uint64_t idx = state_next_index();
+	a->modify_index = idx;
+	a->modify_time = now_ns();
+	struct nl_job *j = job_of_alloc(a);
+	int changed = 0;
+	if (j) {
+		changed = job_update_status(j);
+		j->summary_index = idx;
+		if (changed) {
+			j->modify_index = idx;
+			job_sync_spec(j);
+		}
+		state_save_job(j);
+	}
+	state_save_alloc(a);
+	struct ev_batch *b = events_begin(idx);
+	ev_alloc(b, event_type, a);
+	if (changed)
+		ev_job(b, event_type, j);
+	events_commit(b);
+}
+
+/* ---- garbage collection ---- */
+
+static void on_gc(struct loop_timer *t)
+{
+	int64_t now = now_ns();
+	int terminal = 0;
+	for (int i = 0; i < st.nallocs; i++)
+		terminal += alloc_client_terminal(st.allocs[i]);
+	for (int i = st.nallocs - 1; i >= 0; i--) {
+		struct nl_alloc *a = st.allocs[i];
+		if (!alloc_client_terminal(a))
+			continue;
+		int old = now - a->modify_time > SCHED_GC_AGE_NS;
+		if ((old && !job_of_alloc(a)) || terminal > SCHED_GC_MAX_TERMINAL) {
+			task_forget(a);
+			state_remove_alloc(a);
+			terminal--;
+		}
+	}
+	for (int i = st.nevals - 1; i >= 0; i--) {
+		struct nl_eval *e = st.evals[i];
+		if (strcmp(e->status, "pending") != 0 && now - e->modify_time > SCHED_GC_AGE_NS)
+			state_remove_eval(e);
+	}
+	loop_timer_start(t, SCHED_GC_INTERVAL_MS);
+}
+
+void sched_init(void)
+{
+	loop_timer_init(&gc_timer, on_gc, NULL);
+	loop_timer_start(&gc_timer, SCHED_GC_INTERVAL_MS);
+}
+
+void sched_restore(void)
+{
+	for (int i = 0; i < st.nevals; i++)
+		if (strcmp(st.evals[i]->status, "pending") == 0)
+			arm_eval(st.evals[i]);
+	/* task_restore may remove nothing but can publish; iterate over a snapshot count */
+	int n = st.nallocs;
+	for (int i = 0; i < n && i < st.nallocs; i++)
+		task_restore(st.allocs[i]);
+	for (int i = 0; i < st.njobs; i++) {
+		struct nl_job *j = st.jobs[i];
+		if (job_update_status(j)) {
+			job_sync_spec(j);
+			state_save_job(j);
+		}
+	}
+}
+
+void sched_shutdown(void)
+{
+	loop_timer_stop(&gc_timer);
+	for (int i = 0; i < st.nevals; i++)
+		loop_timer_stop(&st.evals[i]->timer);
+}
