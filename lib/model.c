@@ -703,3 +703,31 @@ int model_mapped_ports_from_json(const char *s, struct mapped_port *ports, int m
 	json_object_put(a);
 	return 0;
 }
+
+char *model_stored_execution(const char *runner_id, const struct execution_request *x)
+{
+	json_object *o = json_object_new_object(), *env = json_object_new_object();
+	json_object_object_add(o, "runnerId", json_object_new_string(runner_id));
+	json_object_object_add(o, "command", json_object_new_string_len(x->command, (int)x->command_len));
+	json_object_object_add(o, "privilegedExecution", json_object_new_boolean(x->privileged));
+	json_object_object_add(o, "timeLimit", json_object_new_int64(x->time_limit));
+	for (size_t i = 0; i < x->nenv; i++)
+		json_object_object_add(env, x->env[i].name, json_object_new_string(x->env[i].value));
+	json_object_object_add(o, "environment", env);
+	return render(o);
+}
+
+int model_parse_stored_execution(const char *s, char *runner_id, size_t cap, struct execution_request *x,
+				 struct perr *e)
+{
+	json_object *o = NULL, *v;
+	if (parse_json(s, strlen(s), &o, e) < 0)
+		return -1;
+	if (!o || !json_object_object_get_ex(o, "runnerId", &v) || !json_object_is_type(v, json_type_string)) {
+		json_object_put(o);
+		return perr_set(e, PERR_UNKNOWN, "stored execution has no runner");
+	}
+	snprintf(runner_id, cap, "%s", json_object_get_string(v));
+	json_object_put(o);
+	return model_parse_execution_request(s, strlen(s), x, e);
+}

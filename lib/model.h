@@ -114,6 +114,11 @@ char *model_render_error(const char *message, const char *error_code);
 char *model_render_string(const char *s);
 
 
+/* A prepared execution as stored in Redis: the request plus its runner id. */
+char *model_stored_execution(const char *runner_id, const struct execution_request *x);
+int model_parse_stored_execution(const char *s, char *runner_id, size_t cap, struct execution_request *x,
+				 struct perr *e);
+
 /* A runner's mapped ports as stored in Redis (the API's JSON array) and back. */
 char *model_mapped_ports_to_json(const struct mapped_port *ports, size_t n);
 int model_mapped_ports_from_json(const char *s, struct mapped_port *ports, int max, int *n,

@@ -951,3 +951,61 @@ int store_time_ms(struct store *s, long long *now, struct perr *e)
 	freeReplyObject(r);
 	return ok ? 0 : perr_set(e, PERR_STORE, "redis: unexpected reply to TIME");
 }
+
+/* ---- executions ---------------------------------------------------------------------------- */
+
+static int valid_exec_id(const char *id)
+{
+	size_t n = strlen(id);
+	if (n == 0 || n > 64)
+		return 0;
+	for (const char *p = id; *p; p++)
+		if (!((*p >= 'a' && *p <= 'f') || (*p >= '0' && *p <= '9') || *p == '-'))
+			return 0;
+	return 1;
+}
+
+int store_exec_put(struct store *s, const char *exec_id, const char *value, struct perr *e)
+{
+	char k[KEY_MAX], ttl[24];
+	if (!valid_exec_id(exec_id))
+		return perr_set(e, PERR_UNKNOWN, "invalid execution id");
+	key(s, k, "exec", exec_id);
+	snprintf(ttl, sizeof ttl, "%d", STORE_EXEC_TTL_S);
+	const char *argv[] = {"SET", k, value, "EX", ttl};
+	redisReply *r = cmd(s, 1, e, 5, argv, NULL);
+	if (!r)
+		return -1;
+	freeReplyObject(r);
+	return 0;
+}
+
+static int exec_read(struct store *s, const char *verb, int idempotent, const char *exec_id, char **value,
+		     struct perr *e)
+{
+	char k[KEY_MAX];
+	*value = NULL;
+	if (!valid_exec_id(exec_id))
+		return 0;
+	key(s, k, "exec", exec_id);
+	const char *argv[] = {verb, k};
+	redisReply *r = cmd(s, idempotent, e, 2, argv, NULL);
+	if (!r)
+		return -1;
+	int found = r->type == REDIS_REPLY_STRING;
+	if (found && !(*value = strdup(r->str)))
+		found = perr_set(e, PERR_UNKNOWN, "out of memory");
+	freeReplyObject(r);
+	return found;
+}
+
+int store_exec_get(struct store *s, const char *exec_id, char **value, struct perr *e)
+{
+	return exec_read(s, "GET", 1, exec_id, value, e);
+}
+
+int store_exec_take(struct store *s, const char *exec_id, char **value, struct perr *e)
+{
+	/* GETDEL: atomic, and never retried (a second GETDEL would find nothing) */
+	return exec_read(s, "GETDEL", 0, exec_id, value, e);
+}

@@ -119,6 +119,17 @@ int store_runner_set(struct store *s, const char *runner_id, struct perr *e, ...
 /* Pops up to max runner ids that were claimed since the last call (for Nomad's Meta used). */
 int store_pop_claimed(struct store *s, size_t max, char ***ids, size_t *n, struct perr *e);
 
+/* ---- executions (prepared by POST /execute, taken by poseidon-wsgate) ---------------------- */
+
+#define STORE_EXEC_TTL_S 900 /* an execution not connected within 15 min is forgotten */
+
+/* Stores the prepared execution (an opaque string, lib/model's JSON) under exec:<id>. */
+int store_exec_put(struct store *s, const char *exec_id, const char *value, struct perr *e);
+/* 1 and *value (malloc'd, caller frees) when it exists. get leaves it; take removes it atomically,
+ * so only one connection can ever start it. 0 when unknown or already taken. */
+int store_exec_get(struct store *s, const char *exec_id, char **value, struct perr *e);
+int store_exec_take(struct store *s, const char *exec_id, char **value, struct perr *e);
+
 /* ---- coordination --------------------------------------------------------------------- */
 
 /* Takes or keeps the named lease for owner for ttl_ms. 1 when owner holds it, 0 when another

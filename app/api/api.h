@@ -40,6 +40,9 @@ void h_env_delete(struct api *a, struct http_req *r, const struct http_params *p
 void h_runner_claim(struct api *a, struct http_req *r, const struct http_params *p);
 void h_runner_delete(struct api *a, struct http_req *r, const struct http_params *p);
 
+/* execute.c */
+void h_execute(struct api *a, struct http_req *r, const struct http_params *p);
+
 /* files.c */
 void h_files_list(struct api *a, struct http_req *r, const struct http_params *p);
 void h_files_raw(struct api *a, struct http_req *r, const struct http_params *p);

@@ -14,16 +14,6 @@
 
 #define ROUTE_PUBLIC 1u
 
-static void not_implemented(struct api *a, struct http_req *r, const struct http_params *p)
-{
-	(void)a, (void)p;
-	struct perr e;
-	perr_set(&e, PERR_UNKNOWN, "%s %s is not implemented in this version", r->method, r->path);
-	char *body = model_render_error(e.msg, "UNKNOWN");
-	http_respond_json(r, 501, body);
-	free(body);
-}
-
 static const struct route {
 	const char *method;
 	const char *pattern;
@@ -42,7 +32,7 @@ static const struct route {
 	{"GET", "/api/v1/runners/{runnerId}/files", h_files_list, 0},
 	{"PATCH", "/api/v1/runners/{runnerId}/files", h_files_patch, 0},
 	{"GET", "/api/v1/runners/{runnerId}/files/raw", h_files_raw, 0},
-	{"POST", "/api/v1/runners/{runnerId}/execute", not_implemented, 0},
+	{"POST", "/api/v1/runners/{runnerId}/execute", h_execute, 0},
 };
 
 static long long now_us(void)
