@@ -875,6 +875,9 @@ static void sync_closed(void *ud)
 {
 	struct sync_run *r = ud;
 	r->closed = 1;
+	/* When the end comes from a timer (timeout, cancel, lws's handshake timeout), lws_service
+	 * would go on to poll() until the next unrelated event: wake it so that it returns now. */
+	lws_cancel_service(r->x->ctx);
 	r->x = NULL;
 }
 
