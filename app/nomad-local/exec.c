@@ -42,6 +42,7 @@ struct exec_sess {
 	long long oom_base;
 	struct loop_timer drain_timer;
 	int finished;
+	int freeing;
 };
 
 static int nsess;
@@ -66,7 +67,8 @@ static void close_watch(struct loop_watch *w)
 
 static void sess_maybe_free(struct exec_sess *s)
 {
-	if (!s->c && s->exited && s->in_w.fd < 0 && s->out_w.fd < 0 && s->err_w.fd < 0) {
+	if (!s->freeing && !s->c && s->exited && s->in_w.fd < 0 && s->out_w.fd < 0 && s->err_w.fd < 0) {
+		s->freeing = 1;
 		loop_timer_stop(&s->drain_timer);
 		loop_defer_free(sess_free, s);
 	}
@@ -110,15 +112,16 @@ static void finish(struct exec_sess *s)
 	if (s->c) {
 		static const char so[] = "{\"stdout\":{\"close\":true}}", se[] = "{\"stderr\":{\"close\":true}}";
 		char ex[96];
-		ws_send_text(s->c, so, sizeof so - 1);
-		ws_send_text(s->c, se, sizeof se - 1);
-		int n = code ? snprintf(ex, sizeof ex, "{\"exited\":true,\"result\":{\"exit_code\":%d}}", code)
-			     : snprintf(ex, sizeof ex, "{\"exited\":true,\"result\":{}}");
-		ws_send_text(s->c, ex, (size_t)n);
-		/* Nomad hangs up without a close frame after the exit frame */
+		/* detach first: a failing write closes the connection under us */
 		struct http_conn *c = s->c;
 		http_on_close(c, NULL, NULL);
 		s->c = NULL;
+		ws_send_text(c, so, sizeof so - 1);
+		ws_send_text(c, se, sizeof se - 1);
+		int n = code ? snprintf(ex, sizeof ex, "{\"exited\":true,\"result\":{\"exit_code\":%d}}", code)
+			     : snprintf(ex, sizeof ex, "{\"exited\":true,\"result\":{}}");
+		ws_send_text(c, ex, (size_t)n);
+		/* Nomad hangs up without a close frame after the exit frame */
 		http_close_after_flush(c);
 	}
 	close_watch(&s->in_w);
@@ -332,15 +335,24 @@ static int spawn(struct exec_sess *s, struct sandbox *sb, char **argv, char **en
 {
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1}, master = -1, slave = -1;
 	if (s->tty) {
-		master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
-		if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) {
+		/* a pty of the sandbox's own devpts instance, so that /dev/pts/N exists inside */
+		master = openat(sb->root_fd, "dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+		if (master >= 0 && unlockpt(master) == 0)
+			slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (slave < 0) {
+			if (master >= 0)
+				close(master);
+			master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+		}
+		if (master < 0 || (slave < 0 && (grantpt(master) < 0 || unlockpt(master) < 0))) {
 			snprintf(err, cap, "failed to allocate a pty: %s", strerror(errno));
 			if (master >= 0)
 				close(master);
 			return -1;
 		}
 		char name[128];
-		if (ptsname_r(master, name, sizeof name) != 0 || (slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+		if (slave < 0 &&
+		    (ptsname_r(master, name, sizeof name) != 0 || (slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)) {
 			snprintf(err, cap, "failed to open the pty: %s", strerror(errno));
 			close(master);
 			return -1;
@@ -365,7 +377,8 @@ static int spawn(struct exec_sess *s, struct sandbox *sb, char **argv, char **en
 	}
 	pid_t pid = fork();
 	int fork_errno = errno;
-	sandbox_pidns_leave();
+	if (pid != 0)
+		sandbox_pidns_leave(); /* the child stays: its children belong to the sandbox */
 	if (pid < 0) {
 		snprintf(err, cap, "failed to start the command: %s", strerror(fork_errno));
 		goto fail;

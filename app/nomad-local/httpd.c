@@ -612,7 +612,7 @@ static void conn_process(struct http_conn *c)
 			if (c->body_left > 0)
 				return;
 			dispatch(c);
-			if (!c->closed && !c->keepalive)
+			if (!c->closed && !c->keepalive && c->mode == MODE_HTTP)
 				c->closing = 1;
 			continue;
 		}
@@ -636,7 +636,7 @@ static void conn_process(struct http_conn *c)
 			if (c->st == ST_TRAILERS) {
 				if (!*t) {
 					dispatch(c);
-					if (!c->closed && !c->keepalive)
+					if (!c->closed && !c->keepalive && c->mode == MODE_HTTP)
 						c->closing = 1;
 				}
 				continue;
@@ -880,7 +880,7 @@ static void ws_frame(struct http_conn *c, int opcode, const void *data, size_t l
 
 int ws_send_text(struct http_conn *c, const char *data, size_t len)
 {
-	if (c->closed || c->mode != MODE_WS || c->ws_close_sent)
+	if (!c || c->closed || c->mode != MODE_WS || c->ws_close_sent)
 		return -1;
 	ws_frame(c, 1, data, len);
 	conn_flush(c);

@@ -686,6 +686,14 @@ static json_object *canon_task(json_object *t, const struct restart_policy *grou
 
 static void add_constraint(json_object *list, const char *l, const char *r, const char *op)
 {
+	/* the server's mutator adds an implied constraint only once (a job read back and
+	 * registered again already carries it) */
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		json_object *e = json_object_array_get_idx(list, i);
+		if (!strcmp(js_str(e, "LTarget", ""), l) && !strcmp(js_str(e, "RTarget", ""), r) &&
+		    !strcmp(js_str(e, "Operand", ""), op))
+			return;
+	}
 	json_object *c = json_object_new_object();
 	put_s(c, "LTarget", l);
 	put_s(c, "RTarget", r);

@@ -493,6 +493,29 @@ json_object *render_node(const struct render_node_info *n)
 		json_object_array_add(cores, json_object_new_int(i));
 	put(cpu, "ReservableCpuCores", cores);
 	put(nr, "Cpu", cpu);
+	json_object *proc = json_object_new_object(), *topo = json_object_new_object(), *tcores = json_object_new_array();
+	for (int i = 0; i < n->cpus; i++) {
+		json_object *core = json_object_new_object();
+		put_i(core, "BaseSpeed", n->cpus ? n->cpu_mhz_total / n->cpus : 0);
+		put_b(core, "Disable", 0);
+		put_b(core, "Grade", 1);
+		put_i(core, "GuessSpeed", 0);
+		put_i(core, "ID", i);
+		put_i(core, "MaxSpeed", 0);
+		put_i(core, "NodeID", 0);
+		put_i(core, "SocketID", 0);
+		json_object_array_add(tcores, core);
+	}
+	put(topo, "Cores", tcores);
+	json_object *dist = json_object_new_array(), *nodes = json_object_new_array();
+	json_object_array_add(dist, json_object_new_string("Cg=="));
+	json_object_array_add(nodes, json_object_new_int(0));
+	put(topo, "Distances", dist);
+	put(topo, "Nodes", nodes);
+	put_i(topo, "OverrideTotalCompute", 0);
+	put_i(topo, "OverrideWitholdCompute", 0);
+	put(proc, "Topology", topo);
+	put(nr, "Processors", proc);
 	json_object *mem = json_object_new_object();
 	put_i(mem, "MemoryMB", n->memory_mb);
 	put(nr, "Memory", mem);

@@ -210,9 +210,11 @@ static int cg_create(struct sandbox *sb, const struct sandbox_cfg *cfg)
 	long long mem = cfg->memory_mb > 0 ? cfg->memory_mb * 1024 * 1024 : 0;
 	long long pids = cfg->pids_max > 0 ? cfg->pids_max : SANDBOX_PIDS_MAX;
 	long long shares = cfg->cpu_mhz > 2 ? cfg->cpu_mhz : 2;
+	char id[40];
+	snprintf(id, sizeof id, "%s", sb->alloc_id);
 	sb->cg_mode = cg_mode;
 	if (cg_mode == CG_V2) {
-		snprintf(sb->cg[0], sizeof sb->cg[0], "%s/%s", cg_base[0], sb->alloc_id);
+		snprintf(sb->cg[0], sizeof sb->cg[0], "%s/%s", cg_base[0], id);
 		if (mkdir(sb->cg[0], 0755) < 0 && errno != EEXIST)
 			return -1;
 		if (mem) {
@@ -228,7 +230,7 @@ static int cg_create(struct sandbox *sb, const struct sandbox_cfg *cfg)
 		for (int i = 0; i < 3; i++) {
 			if (!cg_base[i][0])
 				continue;
-			snprintf(sb->cg[i], sizeof sb->cg[i], "%s/%s", cg_base[i], sb->alloc_id);
+			snprintf(sb->cg[i], sizeof sb->cg[i], "%s/%s", cg_base[i], id);
 			if (mkdir(sb->cg[i], 0755) < 0 && errno != EEXIST) {
 				if (i == 0)
 					return -1;
@@ -472,9 +474,22 @@ static int build_image(struct image *im)
 		snprintf(im->passwd, sizeof im->passwd, "%s/passwd", dir);
 		snprintf(im->group, sizeof im->group, "%s/group", dir);
 		snprintf(src, sizeof src, "%s/etc/passwd", r);
-		snprintf(line, sizeof line, "user:x:%d:%d:user:/workspace:/bin/bash\n", SANDBOX_USER_UID,
-			 SANDBOX_USER_UID);
-		im->uid = im->gid = SANDBOX_USER_UID;
+		/* the first uid (and gid) from SANDBOX_USER_UID on that the image does not use */
+		uid_t uid = SANDBOX_USER_UID;
+		snprintf(src, sizeof src, "%s/etc/passwd", r);
+		char *pw = read_file(src, 1 << 20, NULL);
+		snprintf(src, sizeof src, "%s/etc/group", r);
+		char *gr = read_file(src, 1 << 20, NULL);
+		for (;; uid++) {
+			char pat[32];
+			snprintf(pat, sizeof pat, ":%u:", (unsigned)uid);
+			if (!(pw && strstr(pw, pat)) && !(gr && strstr(gr, pat)))
+				break;
+		}
+		free(pw);
+		free(gr);
+		snprintf(line, sizeof line, "user:x:%u:%u:user:/workspace:/bin/bash\n", (unsigned)uid, (unsigned)uid);
+		im->uid = im->gid = uid;
 		if (write_with_line(src, im->passwd, line) == 0) {
 			snprintf(p, sizeof p, "%s/etc/passwd", r);
 			if (file_exists(p)) {
@@ -484,7 +499,7 @@ static int build_image(struct image *im)
 			}
 		}
 		snprintf(src, sizeof src, "%s/etc/group", r);
-		snprintf(line, sizeof line, "user:x:%d:\n", SANDBOX_USER_UID);
+		snprintf(line, sizeof line, "user:x:%u:\n", (unsigned)im->gid);
 		if (write_with_line(src, im->group, line) == 0) {
 			snprintf(p, sizeof p, "%s/etc/group", r);
 			if (file_exists(p)) {
