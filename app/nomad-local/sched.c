@@ -141,15 +141,6 @@ static void on_eval_complete(struct loop_timer *t)
 	e->modify_index = idx;
 	e->modify_time = now_ns();
 	struct nl_job *j = state_job(e->ns, e->job_id);
-	if (j && strcmp(e->triggered_by, "job-register") == 0) {
-		json_object *q = json_object_new_object();
-		json_object *groups = js_obj(j->spec, "TaskGroups");
-		for (size_t i = 0; groups && i < json_object_array_length(groups); i++)
-			json_object_object_add(q, js_str(json_object_array_get_idx(groups, i), "Name", ""),
-					       json_object_new_int(0));
-		json_object_put(e->queued);
-		e->queued = q;
-	}
 	state_save_eval(e);
 	struct ev_batch *b = events_begin(idx);
 	ev_eval(b, "EvaluationUpdated", e);
@@ -339,6 +330,12 @@ json_object *sched_register(struct jobspec_request *req)
 	int prio = req->eval_priority ? req->eval_priority : (int)js_int(j->spec, "Priority", 50);
 	struct nl_eval *e = new_eval(j, js_str(j->spec, "Type", "service"), "job-register", prio, idx);
 	e->job_modify_index = j->job_modify_index;
+	/* QueuedAllocations of the completed evaluation: every group of this version */
+	e->queued = json_object_new_object();
+	json_object *groups = js_obj(j->spec, "TaskGroups");
+	for (size_t i = 0; groups && i < json_object_array_length(groups); i++)
+		json_object_object_add(e->queued, js_str(json_object_array_get_idx(groups, i), "Name", ""),
+				       json_object_new_int(0));
 	job_update_status(j);
 	job_sync_spec(j);
 	state_save_job(j);
