@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <json-c/json.h>
 #include <libwebsockets.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -24,9 +25,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "harness_nomad.h"
 #include "nomad_exec.h"
 
 #define FAKE_ALLOC "0a1b2c3d-0000-4000-8000-00000000abcd"
@@ -844,6 +847,487 @@ static void test_fake_event_loop_cancel_and_drop(void **state)
 	lws_context_destroy(ctx);
 }
 
+/* ---- TLS: an lws server with a self-signed certificate that also demands a client one ---- */
+
+struct tls_server {
+	struct lws_context *ctx;
+	pthread_t th;
+	volatile int stop;
+	int port;
+	char token[128];
+	int sessions;
+};
+
+static struct tls_server *tls_srv;
+
+static int tls_srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+	(void)user, (void)in, (void)len;
+	static const char out[] = "{\"stdout\":{\"data\":\"dGxzCg==\"}}", ex[] = "{\"exited\":true,\"result\":{\"exit_code\":4}}";
+	unsigned char buf[LWS_PRE + 64];
+	switch (reason) {
+	case LWS_CALLBACK_ESTABLISHED:
+		tls_srv->sessions++;
+		lws_hdr_custom_copy(wsi, tls_srv->token, sizeof tls_srv->token, "x-nomad-token:", 14);
+		lws_callback_on_writable(wsi);
+		lws_set_opaque_user_data(wsi, NULL);
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE: {
+		/* first the output, then the exit frame, then hang up as Nomad does */
+		int step = (int)(intptr_t)lws_get_opaque_user_data(wsi);
+		if (step == 2)
+			return -1;
+		const char *f = step ? ex : out;
+		memcpy(buf + LWS_PRE, f, strlen(f));
+		lws_write(wsi, buf + LWS_PRE, strlen(f), LWS_WRITE_TEXT);
+		lws_set_opaque_user_data(wsi, (void *)(intptr_t)(step + 1));
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+static const struct lws_protocols tls_srv_protocols[] = {
+	{.name = "fake-exec", .callback = tls_srv_cb},
+	{0},
+};
+
+static void *tls_srv_main(void *arg)
+{
+	struct tls_server *t = arg;
+	while (!t->stop)
+		lws_service(t->ctx, 0);
+	return NULL;
+}
+
+static void tls_files(char *cert, char *key, char *other, size_t cap)
+{
+	snprintf(cert, cap, "%s/tls-cert.pem", h_tmpdir());
+	snprintf(key, cap, "%s/tls-key.pem", h_tmpdir());
+	snprintf(other, cap, "%s/tls-other.pem", h_tmpdir());
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd,
+		 "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+		 "-addext subjectAltName=DNS:127.0.0.1,IP:127.0.0.1 -keyout %s -out %s 2>/dev/null && "
+		 "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+		 "-addext subjectAltName=DNS:127.0.0.1,IP:127.0.0.1 -keyout %s.key -out %s 2>/dev/null",
+		 key, cert, other, other);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void test_tls_with_client_certificate(void **state)
+{
+	(void)state;
+	char cert[512], key[512], other[512];
+	tls_files(cert, key, other, sizeof cert);
+
+	struct tls_server t = {.stop = 0};
+	tls_srv = &t;
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof info);
+	t.port = h_free_port();
+	info.port = t.port;
+	info.iface = "127.0.0.1";
+	info.protocols = tls_srv_protocols;
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+	info.ssl_cert_filepath = cert;
+	info.ssl_private_key_filepath = key;
+	info.ssl_ca_filepath = cert; /* the client must present a certificate this one signed */
+	t.ctx = lws_create_context(&info);
+	assert_non_null(t.ctx);
+	pthread_create(&t.th, NULL, tls_srv_main, &t);
+
+	struct nomad_endpoint ep;
+	memset(&ep, 0, sizeof ep);
+	snprintf(ep.host, sizeof ep.host, "127.0.0.1");
+	ep.port = t.port;
+	ep.tls = 1;
+	snprintf(ep.cafile, sizeof ep.cafile, "%s", cert);
+	snprintf(ep.certfile, sizeof ep.certfile, "%s", cert);
+	snprintf(ep.keyfile, sizeof ep.keyfile, "%s", key);
+	snprintf(ep.token, sizeof ep.token, "tls-token");
+	struct sink s;
+	sink_init(&s);
+	assert_int_equal(run_sync(&ep, FAKE_ALLOC, argv_true, 0, &s, 0, 5000), 0);
+	assert_int_equal(s.exit_code, 4);
+	assert_string_equal(s.out, "tls\n");
+	assert_string_equal(t.token, "tls-token");
+	sink_free(&s);
+
+	/* a server certificate that the configured CA did not sign is refused */
+	snprintf(ep.cafile, sizeof ep.cafile, "%s", other);
+	sink_init(&s);
+	assert_int_equal(run_sync(&ep, FAKE_ALLOC, argv_true, 0, &s, 0, 5000), -1);
+	assert_int_equal(s.e.kind, PERR_NOMAD_UNREACHABLE);
+	assert_int_equal(s.failure, NOMAD_EXEC_FAIL_CONNECT);
+	sink_free(&s);
+
+	/* so is a client without a certificate */
+	snprintf(ep.cafile, sizeof ep.cafile, "%s", cert);
+	ep.certfile[0] = ep.keyfile[0] = '\0';
+	sink_init(&s);
+	assert_int_equal(run_sync(&ep, FAKE_ALLOC, argv_true, 0, &s, 0, 5000), -1);
+	assert_int_equal(s.e.kind, PERR_NOMAD_UNREACHABLE);
+	sink_free(&s);
+
+	/* and plain WebSocket to a TLS port */
+	ep.tls = 0;
+	sink_init(&s);
+	assert_int_equal(run_sync(&ep, FAKE_ALLOC, argv_true, 0, &s, 0, 5000), -1);
+	assert_int_equal(s.exit_code, -1);
+	sink_free(&s);
+	assert_int_equal(t.sessions, 1);
+
+	t.stop = 1;
+	lws_cancel_service(t.ctx);
+	pthread_join(t.th, NULL);
+	lws_context_destroy(t.ctx);
+}
+
+/* ---- part 2: against nomad-local -------------------------------------------------------------- */
+
+#define NL_JOB    "exec-test-1"
+#define NL_TOKEN  "exec-test-token"
+
+static struct h_nomad nl;
+static struct nomad_endpoint nl_ep;
+static char nl_alloc[64];
+
+/* Registers the minimal job of nomad-samples under another ID and waits for its allocation. */
+static int nl_job_running(const char *job_id, char alloc[64])
+{
+	char path[1024];
+	snprintf(path, sizeof path, "%s/tests/fixtures/nomad/job-register-request-minimal.json", h_src_dir());
+	json_object *body = json_object_from_file(path), *job;
+	if (!body || !json_object_object_get_ex(body, "Job", &job))
+		return -1;
+	json_object_object_add(job, "ID", json_object_new_string(job_id));
+	json_object_object_add(job, "Name", json_object_new_string(job_id));
+	char url[256];
+	snprintf(url, sizeof url, "%s/v1/jobs", nl.url);
+	struct h_resp r;
+	int rc = h_http(&r, "PUT", url, json_object_to_json_string(body), -1, h_nomad_headers(&nl));
+	json_object_put(body);
+	if (rc < 0 || r.status != 200) {
+		fprintf(stderr, "register: %ld %s\n", r.status, r.body ? r.body : "");
+		h_resp_free(&r);
+		return -1;
+	}
+	h_resp_free(&r);
+	snprintf(url, sizeof url, "%s/v1/job/%s/allocations", nl.url, job_id);
+	for (long long end = h_now_ms() + 30000; h_now_ms() < end; h_sleep_ms(50)) {
+		if (h_http(&r, "GET", url, NULL, 0, h_nomad_headers(&nl)) < 0)
+			continue;
+		json_object *list = r.status == 200 ? json_tokener_parse(r.body) : NULL;
+		h_resp_free(&r);
+		for (size_t i = 0; list && i < json_object_array_length(list); i++) {
+			json_object *a = json_object_array_get_idx(list, i), *st, *id;
+			if (json_object_object_get_ex(a, "ClientStatus", &st) &&
+			    !strcmp(json_object_get_string(st), "running") && json_object_object_get_ex(a, "ID", &id)) {
+				snprintf(alloc, 64, "%s", json_object_get_string(id));
+				json_object_put(list);
+				return 0;
+			}
+		}
+		json_object_put(list);
+	}
+	return -1;
+}
+
+static int nl_setup(void **state)
+{
+	(void)state;
+	if (h_nomad_start(&nl, NL_TOKEN) < 0)
+		return -1;
+	memset(&nl_ep, 0, sizeof nl_ep);
+	snprintf(nl_ep.host, sizeof nl_ep.host, "127.0.0.1");
+	nl_ep.port = nl.port;
+	snprintf(nl_ep.token, sizeof nl_ep.token, "%s", NL_TOKEN);
+	snprintf(nl_ep.namespace, sizeof nl_ep.namespace, "default");
+	return nl_job_running(NL_JOB, nl_alloc);
+}
+
+static int nl_teardown(void **state)
+{
+	(void)state;
+	nomad_exec_sync_shutdown();
+	h_stop_all();
+	return 0;
+}
+
+static const char *const argv_out_err_3[] = {"/bin/bash", "-c", "echo hi; echo err >&2; exit 3", NULL};
+
+static void test_nomad_output_and_exit_code(void **state)
+{
+	(void)state;
+	struct sink s;
+	sink_init(&s);
+	assert_int_equal(run_sync(&nl_ep, nl_alloc, argv_out_err_3, 0, &s, 0, 10000), 0);
+	assert_int_equal(s.exit_code, 3);
+	assert_string_equal(s.out, "hi\n");
+	assert_string_equal(s.err, "err\n");
+	sink_free(&s);
+
+	/* exit 0 is an exit frame without exit_code */
+	sink_init(&s);
+	assert_int_equal(run_sync(&nl_ep, nl_alloc, argv_true, 0, &s, 0, 10000), 0);
+	assert_int_equal(s.exit_code, 0);
+	assert_int_equal(s.out_len + s.err_len, 0);
+	sink_free(&s);
+}
+
+static void test_nomad_tty_merges_stderr(void **state)
+{
+	(void)state;
+	struct sink s;
+	sink_init(&s);
+	assert_int_equal(run_sync(&nl_ep, nl_alloc, argv_out_err_3, 1, &s, 0, 10000), 0);
+	assert_int_equal(s.exit_code, 3);
+	assert_string_equal(s.out, "hi\r\nerr\r\n");
+	assert_int_equal(s.err_len, 0);
+	sink_free(&s);
+
+	/* the tty_size frame reaches the pty */
+	const char *argv[] = {"/bin/bash", "-c", "stty size", NULL};
+	struct nomad_exec_opts o = {.alloc_id = nl_alloc, .argv = argv, .tty = 1, .tty_height = 33,
+				    .tty_width = 101};
+	struct nomad_exec_io io = {.on_stdout = io_out, .on_stderr = io_err, .ud = &s};
+	sink_init(&s);
+	int code;
+	assert_int_equal(nomad_exec_run(&nl_ep, &o, &io, 10000, &code, NULL, &s.e), 0);
+	assert_int_equal(code, 0);
+	assert_string_equal(s.out, "33 101\r\n");
+	sink_free(&s);
+}
+
+static char *pattern(size_t n)
+{
+	char *p = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		p[i] = (char)((i * 131 + i / 977) & 0xff);
+	return p;
+}
+
+static void test_nomad_stdin_through_cat(void **state)
+{
+	(void)state;
+	const char *argv[] = {"cat", NULL};
+	size_t n = 100 * 1024;
+	char *in = pattern(n);
+	struct sink s;
+	sink_init(&s);
+	s.in = in;
+	s.in_len = n;
+	s.in_step = 1000;
+	assert_int_equal(run_sync(&nl_ep, nl_alloc, argv, 0, &s, 1, 20000), 0);
+	assert_int_equal(s.exit_code, 0);
+	assert_int_equal(s.out_len, n);
+	assert_memory_equal(s.out, in, n);
+	assert_int_equal(s.err_len, 0);
+	sink_free(&s);
+
+	/* empty stdin: cat sees EOF at once */
+	sink_init(&s);
+	s.in = in;
+	s.in_len = 0;
+	assert_int_equal(run_sync(&nl_ep, nl_alloc, argv, 0, &s, 1, 10000), 0);
+	assert_int_equal(s.exit_code, 0);
+	assert_int_equal(s.out_len, 0);
+	sink_free(&s);
+	free(in);
+}
+
+static void test_nomad_unknown_allocation_and_refused(void **state)
+{
+	(void)state;
+	struct sink s;
+	sink_init(&s);
+	const char *bogus = "00000000-0000-4000-8000-000000000000";
+	assert_int_equal(run_sync(&nl_ep, bogus, argv_true, 0, &s, 0, 10000), -1);
+	assert_int_equal(s.e.kind, PERR_NOMAD_INTERNAL);
+	assert_int_equal(s.failure, NOMAD_EXEC_FAIL_CLOSE_FRAME);
+	assert_non_null(strstr(s.e.msg, "Unknown allocation"));
+	assert_non_null(strstr(s.e.msg, bogus));
+	sink_free(&s);
+
+	struct nomad_endpoint ep = nl_ep;
+	ep.port = h_free_port();
+	sink_init(&s);
+	long long t0 = h_now_ms();
+	assert_int_equal(run_sync(&ep, nl_alloc, argv_true, 0, &s, 0, 10000), -1);
+	assert_true(h_now_ms() - t0 < 2000);
+	assert_int_equal(s.e.kind, PERR_NOMAD_UNREACHABLE);
+	assert_int_equal(s.failure, NOMAD_EXEC_FAIL_CONNECT);
+	sink_free(&s);
+
+	/* a wrong token is refused by the agent and never runs anything */
+	ep = nl_ep;
+	snprintf(ep.token, sizeof ep.token, "wrong");
+	sink_init(&s);
+	assert_int_equal(run_sync(&ep, nl_alloc, argv_out_err_3, 0, &s, 0, 10000), -1);
+	assert_int_equal(s.out_len, 0);
+	assert_true(s.e.kind == PERR_NOMAD_INTERNAL || s.e.kind == PERR_NOMAD_OVERLOAD);
+	print_message("wrong token: %s\n", s.e.msg);
+	sink_free(&s);
+}
+
+static void test_nomad_long_command(void **state)
+{
+	(void)state;
+	/* the longest command that still fits the request line runs end to end */
+	static char cmd[NOMAD_EXEC_PATH_MAX];
+	char path[NOMAD_EXEC_PATH_MAX];
+	const char *argv[] = {"/bin/bash", "-c", cmd, NULL};
+	struct nomad_exec_opts o = {.alloc_id = nl_alloc, .argv = argv};
+	snprintf(cmd, sizeof cmd, "echo ");
+	size_t len = strlen(cmd);
+	while (nomad_exec_request_path(path, sizeof path, nl_ep.namespace, &o, NULL) > 0)
+		cmd[len++] = 'y', cmd[len] = '\0';
+	cmd[--len] = '\0';
+	assert_true(len > 1800);
+	struct sink s;
+	sink_init(&s);
+	assert_int_equal(run_sync(&nl_ep, nl_alloc, argv, 0, &s, 0, 10000), 0);
+	assert_int_equal(s.out_len, len - 5 + 1);
+	assert_int_equal(s.out[0], 'y');
+	sink_free(&s);
+
+	/* one byte more is refused before anything is sent */
+	cmd[len++] = 'y';
+	sink_init(&s);
+	assert_int_equal(run_sync(&nl_ep, nl_alloc, argv, 0, &s, 0, 10000), -1);
+	assert_int_equal(s.e.kind, PERR_BAD_REQUEST);
+	sink_free(&s);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_nomad_sync_200_in_a_row(void **state)
+{
+	(void)state;
+	enum { RUNS = 200 };
+	static double t[RUNS], ref[RUNS];
+	for (int i = 0; i < RUNS; i++) {
+		struct sink s;
+		sink_init(&s);
+		double t0 = now_s();
+		int rc = run_sync(&nl_ep, nl_alloc, argv_true, 0, &s, 0, 10000);
+		t[i] = (now_s() - t0) * 1000;
+		if (rc)
+			fail_msg("run %d: %s", i, s.e.msg);
+		assert_int_equal(s.exit_code, 0);
+		sink_free(&s);
+	}
+	/* the agent's own cost, seen through the harness's minimal blocking client */
+	for (int i = 0; i < RUNS / 4; i++) {
+		struct h_exec r;
+		double t0 = now_s();
+		assert_int_equal(h_nomad_exec(&nl, nl_alloc, "[\"true\"]", 0, NULL, 0, &r), 0);
+		ref[i] = (now_s() - t0) * 1000;
+		assert_true(r.exited);
+		h_exec_free(&r);
+	}
+	qsort(t, RUNS, sizeof *t, cmp_double);
+	qsort(ref, RUNS / 4, sizeof *ref, cmp_double);
+	print_message("exec `true` round trip, nomad_exec_run x%d: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", RUNS,
+		      t[RUNS / 2], t[RUNS * 99 / 100], t[RUNS - 1]);
+	print_message("same through the harness's blocking client x%d: p50 %.3f ms, p99 %.3f ms\n", RUNS / 4,
+		      ref[RUNS / 8], ref[RUNS / 4 * 99 / 100]);
+}
+
+static void test_nomad_cancel_and_timeout(void **state)
+{
+	(void)state;
+	struct lws_context *ctx = caller_context();
+	const char *argv[] = {"/bin/bash", "-c", "echo started; sleep 30; echo never", NULL};
+	struct nomad_exec_opts o = {.alloc_id = nl_alloc, .argv = argv};
+	struct sink s;
+	sink_init(&s);
+	struct perr e;
+	s.x = nomad_exec_start(ctx, &nl_ep, &o, &ev_cbs, &s, &e);
+	assert_non_null(s.x);
+	struct ev_wait w = {.expired = 0};
+	lws_sul_schedule(ctx, 0, &w.sul, ev_wait_expired, 10 * LWS_US_PER_SEC);
+	while (!s.out_len && !s.closed && !w.expired)
+		lws_service(ctx, 0);
+	lws_sul_cancel(&w.sul);
+	assert_string_equal(s.out, "started\n");
+	long long t0 = h_now_ms();
+	nomad_exec_cancel(s.x);
+	struct sink *all[] = {&s};
+	assert_int_equal(ev_run(ctx, all, 1, 5000), 0);
+	assert_true(h_now_ms() - t0 < 1000);
+	assert_false(s.exited);
+	assert_int_equal(s.errors, 0);
+	assert_string_equal(s.out, "started\n");
+	sink_free(&s);
+	lws_context_destroy(ctx);
+
+	/* the synchronous form gives up at its timeout */
+	sink_init(&s);
+	t0 = h_now_ms();
+	assert_int_equal(run_sync(&nl_ep, nl_alloc, argv, 0, &s, 0, 500), -1);
+	assert_true(h_now_ms() - t0 < 1500);
+	assert_int_equal(s.failure, NOMAD_EXEC_FAIL_LOCAL);
+	assert_string_equal(s.out, "started\n");
+	sink_free(&s);
+}
+
+static void test_nomad_event_loop_two_sessions(void **state)
+{
+	(void)state;
+	struct lws_context *ctx = caller_context();
+	const char *argv_a[] = {"/bin/bash", "-c", "sleep 0.5; cat", NULL};
+	const char *argv_b[] = {"/bin/bash", "-c", "sleep 0.5; echo b; echo b2 >&2; exit 5", NULL};
+	struct nomad_exec_opts oa = {.alloc_id = nl_alloc, .argv = argv_a};
+	struct nomad_exec_opts ob = {.alloc_id = nl_alloc, .argv = argv_b};
+	size_t n = 100 * 1024;
+	char *in = pattern(n);
+	struct sink a, b;
+	sink_init(&a);
+	sink_init(&b);
+	a.in = in;
+	a.in_len = n;
+	struct perr e;
+	long long t0 = h_now_ms();
+	a.x = nomad_exec_start(ctx, &nl_ep, &oa, &ev_cbs, &a, &e);
+	assert_non_null(a.x);
+	b.x = nomad_exec_start(ctx, &nl_ep, &ob, &ev_cbs, &b, &e);
+	assert_non_null(b.x);
+	ev_pump(&a);
+	struct sink *all[] = {&a, &b};
+	assert_int_equal(ev_run(ctx, all, 2, 20000), 0);
+	long long took = h_now_ms() - t0;
+	assert_true(a.exited && b.exited);
+	assert_int_equal(a.exit_code, 0);
+	assert_int_equal(a.out_len, n);
+	assert_memory_equal(a.out, in, n);
+	assert_true(a.ready_calls >= 1); /* 100 KiB does not fit the 64 KiB queue at once */
+	assert_int_equal(b.exit_code, 5);
+	assert_string_equal(b.out, "b\n");
+	assert_string_equal(b.err, "b2\n");
+	/* both slept at the same time */
+	print_message("two concurrent sessions with 0.5 s sleeps each: %lld ms\n", took);
+	assert_true(took < 950);
+	free(in);
+	sink_free(&a);
+	sink_free(&b);
+	lws_context_destroy(ctx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -856,8 +1340,20 @@ int main(void)
 		cmocka_unit_test(test_fake_garbage_and_timeout),
 		cmocka_unit_test(test_fake_event_loop_backpressure_on_a_server_context),
 		cmocka_unit_test(test_fake_event_loop_cancel_and_drop),
+		cmocka_unit_test(test_tls_with_client_certificate),
 	};
-	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest nomad_tests[] = {
+		cmocka_unit_test(test_nomad_output_and_exit_code),
+		cmocka_unit_test(test_nomad_tty_merges_stderr),
+		cmocka_unit_test(test_nomad_stdin_through_cat),
+		cmocka_unit_test(test_nomad_unknown_allocation_and_refused),
+		cmocka_unit_test(test_nomad_long_command),
+		cmocka_unit_test(test_nomad_sync_200_in_a_row),
+		cmocka_unit_test(test_nomad_cancel_and_timeout),
+		cmocka_unit_test(test_nomad_event_loop_two_sessions),
+	};
+	int rc = cmocka_run_group_tests_name("scripted server", tests, NULL, NULL);
+	rc += cmocka_run_group_tests_name("nomad-local", nomad_tests, nl_setup, nl_teardown);
 	nomad_exec_sync_shutdown();
 	return rc;
 }
