@@ -72,6 +72,8 @@ static void note_nomad(struct health *h, const struct perr *e)
 {
 	int down = e && (e->kind == PERR_NOMAD_UNREACHABLE || e->kind == PERR_NOMAD_OVERLOAD);
 	struct perr se;
+	if (!down && e)
+		return; /* a failure that says nothing about Nomad's reachability */
 	if (down) {
 		char status[PERR_MSG_MAX + 32];
 		snprintf(status, sizeof status, "nomad unreachable: %s", e->msg);
@@ -192,17 +194,20 @@ int main(int argc, char **argv)
 			events_running = 0;
 		}
 		if (leading) {
+			/* the reconcile, which always asks Nomad, decides whether Nomad is up; while it is
+			 * down it runs every second, so recovery is noticed at once */
 			if (reconcile_now || now_ms() >= next_reconcile) {
 				reconcile_now = 0;
 				int rc = pool_reconcile(p, &e);
 				note_nomad(&h, rc < 0 ? &e : NULL);
 				if (rc < 0 && e.kind != PERR_NOMAD_UNREACHABLE)
 					log_warn("reconcile incomplete", "error", e.msg);
-				next_reconcile = now_ms() + (long long)cfg.reconcile.interval * 1000;
+				next_reconcile = now_ms() + (h.nomad_down ? 1000 : (long long)cfg.reconcile.interval * 1000);
 			}
 			int rc = pool_tick(p, &e);
-			note_nomad(&h, rc < 0 ? &e : NULL);
-			if (rc < 0 && e.kind != PERR_NOMAD_UNREACHABLE && e.kind != PERR_NOMAD_OVERLOAD && e.msg[0])
+			if (rc < 0 && (e.kind == PERR_NOMAD_UNREACHABLE || e.kind == PERR_NOMAD_OVERLOAD) && !h.nomad_down)
+				reconcile_now = 1; /* confirm, and publish, at once */
+			else if (rc < 0 && e.msg[0])
 				log_debug("refill pass incomplete", "error", e.msg);
 			/* when Nomad is down, try less often */
 			sleep_ms(h.nomad_down ? 1000 : cfg.refill.tickms);

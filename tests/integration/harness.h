@@ -60,6 +60,10 @@ struct h_front_opts {
 };
 struct h_stack {
 	struct h_redis redis;
+	int nomad_port;  /* nomad-local, when started with h_stack_start_nomad */
+	pid_t nomad;
+	char nomad_state[512];
+	pid_t refill;
 	int port;       /* lighttpd */
 	int wsgate_port;
 	pid_t lighttpd;
@@ -69,6 +73,14 @@ struct h_stack {
 /* Starts Redis (unless redis.port is already set) and lighttpd+workers. 0 or -1. */
 int h_stack_start(struct h_stack *s, const struct h_front_opts *o);
 void h_stack_stop(struct h_stack *s);
+/* Starts nomad-local for the stack (before h_stack_start, so the workers know its port), with
+ * its state in the test's temp dir. Restarting keeps the state. 0 or -1. */
+int h_stack_start_nomad(struct h_stack *s);
+/* Starts (another) poseidon-refill against the stack's Redis and nomad-local; extra env optional. */
+pid_t h_stack_start_refill(struct h_stack *s, const char *const *env);
+/* The POSEIDON_* variables that point a program at the stack's Redis and Nomad, NULL-terminated
+ * (static storage, valid until the next call). */
+char *const *h_stack_env(const struct h_stack *s);
 /* Number of sanitizer reports (ASan/UBSan builds) left in dir by the programs; prints them. */
 int h_sanitizer_reports(const char *dir);
 
