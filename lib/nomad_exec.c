@@ -12,7 +12,8 @@
  * caller's protocol list nor its extensions (permessage-deflate) apply. Outgoing frames are
  * written one per WRITEABLE callback (lws's rule), in priority order: tty_size, stdin data,
  * stdin close, heartbeat. Incoming messages are reassembled (up to NOMAD_EXEC_FRAME_MAX) before
- * they are parsed. After the exit frame we close at once rather than wait for Nomad's FIN.
+ * they are parsed. After the exit frame we drop the connection at once, without a close frame,
+ * as Nomad itself does, rather than wait for Nomad's FIN.
  * The synchronous mode is the same machinery driven by a private context per process.
  */
 #include "nomad_exec.h"
@@ -536,8 +537,8 @@ static int on_message(struct nomad_exec *x)
 		x->exited = 1;
 		if (x->cb.on_exit)
 			x->cb.on_exit(x->ud, f.exit_code);
-		/* Nomad hangs up right after the exit frame; no need to wait for it */
-		lws_close_reason(x->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+		/* Nomad hangs up right after the exit frame without a close frame; so do we, at once,
+		 * rather than send one and wait for an answer that never comes */
 		return -1;
 	}
 	return 0;
@@ -875,9 +876,12 @@ static void sync_closed(void *ud)
 {
 	struct sync_run *r = ud;
 	r->closed = 1;
-	/* When the end comes from a timer (timeout, cancel, lws's handshake timeout), lws_service
-	 * would go on to poll() until the next unrelated event: wake it so that it returns now. */
-	lws_cancel_service(r->x->ctx);
+	/* An exit frame ends the session inside lws's handling of the socket, and lws_service
+	 * returns right after. Other ends may come from a timer (our timeout, a cancel, lws's
+	 * handshake timeout), after which lws_service would go on to poll() until some unrelated
+	 * event: wake it so that it returns now. */
+	if (!r->exited || r->timed_out || r->sink_failed)
+		lws_cancel_service(r->x->ctx);
 	r->x = NULL;
 }
 
