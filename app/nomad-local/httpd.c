@@ -123,6 +123,7 @@ static void conns_del(struct http_conn *c)
 
 static void req_reset(struct http_conn *c)
 {
+	free(c->req.path);
 	free(c->hdrblock);
 	c->hdrblock = NULL;
 	buf_free(&c->body);
@@ -488,9 +489,7 @@ static void dispatch(struct http_conn *c)
 	r->body_len = c->body.len;
 	handler(c, r);
 	if (c->closed)
-		return;
-	free(r->path);
-	r->path = NULL;
+		return; /* conn_free resets the request */
 	req_reset(c);
 }
 

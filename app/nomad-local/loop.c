@@ -4,11 +4,11 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -257,16 +257,33 @@ static void reap_children(void)
 	}
 }
 
-static void on_signalfd(struct loop_watch *w, uint32_t events)
+/* Signals arrive through a self-pipe (async-signal-safe write of the signal number), which
+ * also works under valgrind, unlike signalfd. */
+static int sigpipe_w = -1;
+
+static void on_signal_raw(int sig)
+{
+	unsigned char b = (unsigned char)sig;
+	int e = errno;
+	if (write(sigpipe_w, &b, 1) < 0) {
+		/* pipe full: the pending bytes already wake the loop */
+	}
+	errno = e;
+}
+
+static void on_sigpipe(struct loop_watch *w, uint32_t events)
 {
 	(void)events;
-	struct signalfd_siginfo si;
+	unsigned char b[64];
 	int got_chld = 0;
-	while (read(w->fd, &si, sizeof si) == (ssize_t)sizeof si) {
-		if (si.ssi_signo == SIGCHLD)
-			got_chld = 1;
-		else if (signal_cb)
-			signal_cb((int)si.ssi_signo);
+	ssize_t n;
+	while ((n = read(w->fd, b, sizeof b)) > 0) {
+		for (ssize_t i = 0; i < n; i++) {
+			if (b[i] == SIGCHLD)
+				got_chld = 1;
+			else if (signal_cb)
+				signal_cb(b[i]);
+		}
 	}
 	if (got_chld)
 		reap_children();
@@ -274,23 +291,23 @@ static void on_signalfd(struct loop_watch *w, uint32_t events)
 
 int loop_init(loop_signal_cb on_signal)
 {
-	sigset_t set;
+	int p[2];
 	signal_cb = on_signal;
 	epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (epfd < 0)
+	if (epfd < 0 || pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -1;
+	sigpipe_w = p[1];
 	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -1;
-	int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sfd < 0)
-		return -1;
-	return loop_watch(&sigwatch, sfd, EPOLLIN, on_signalfd, NULL);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal_raw;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
+	for (int i = 0; i < 4; i++)
+		if (sigaction(sigs[i], &sa, NULL) < 0)
+			return -1;
+	return loop_watch(&sigwatch, p[0], EPOLLIN, on_sigpipe, NULL);
 }
 
 void loop_stop(void) { running = 0; }
@@ -332,6 +349,9 @@ void loop_shutdown(void)
 		loop_unwatch(&sigwatch);
 		close(fd);
 	}
+	if (sigpipe_w >= 0)
+		close(sigpipe_w);
+	sigpipe_w = -1;
 	if (epfd >= 0)
 		close(epfd);
 	epfd = -1;

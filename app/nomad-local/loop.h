@@ -1,7 +1,7 @@
 /* loop: the one event loop of nomad-local (epoll, timers, signals, child processes).
  *
  * nomad-local is single-threaded: every socket, pipe, pty, pidfd, cgroup eventfd and timer is
- * dispatched from loop_run(). Objects embed a struct loop_watch / loop_timer and register them;
+ * dispatched from loop_run(); signals come in through a self-pipe. Objects embed a struct loop_watch / loop_timer and register them;
  * a watch whose fd was closed during a batch is skipped (loop_unwatch sets fd = -1), and memory
  * handed to loop_defer_free() is released only after the current batch, so a callback may tear
  * down any object, including one that still has an event pending in the same batch.
