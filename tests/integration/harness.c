@@ -327,8 +327,8 @@ int h_stack_start(struct h_stack *s, const struct h_front_opts *o)
 	ENV("POSEIDON_API_WORKERS=%d", o->workers ? o->workers : 2);
 	ENV("POSEIDON_WSGATE_PORT=%d", s->wsgate_port);
 	ENV("POSEIDON_REDIS_PORT=%d", s->redis.port);
-	if (s->nomad_port)
-		ENV("POSEIDON_NOMAD_PORT=%d", s->nomad_port);
+	if (s->nomad.port)
+		ENV("POSEIDON_NOMAD_PORT=%d", s->nomad.port);
 	ENV("POSEIDON_REDIS_ADDRESS=127.0.0.1");
 	ENV("POSEIDON_SERVER_TOKEN=%s", o->token ? o->token : "");
 	ENV("POSEIDON_CONFIG=");
@@ -379,7 +379,7 @@ char *const *h_stack_env(const struct h_stack *s)
 	static char *env[8];
 	snprintf(redis, sizeof redis, "POSEIDON_REDIS_PORT=%d", s->redis.port);
 	snprintf(addr, sizeof addr, "POSEIDON_REDIS_ADDRESS=127.0.0.1");
-	snprintf(nomad, sizeof nomad, "POSEIDON_NOMAD_PORT=%d", s->nomad_port ? s->nomad_port : 1);
+	snprintf(nomad, sizeof nomad, "POSEIDON_NOMAD_PORT=%d", s->nomad.port ? s->nomad.port : 1);
 	snprintf(ns, sizeof ns, "POSEIDON_NOMAD_ADDRESS=127.0.0.1");
 	env[0] = redis, env[1] = addr, env[2] = nomad, env[3] = ns, env[4] = "POSEIDON_CONFIG=", env[5] = NULL;
 	return env;
@@ -387,23 +387,9 @@ char *const *h_stack_env(const struct h_stack *s)
 
 int h_stack_start_nomad(struct h_stack *s)
 {
-	char port[16], bin[PATH_MAX], logfile[PATH_MAX];
-	if (!s->nomad_port)
-		s->nomad_port = h_free_port();
-	if (!s->nomad_state[0]) {
-		snprintf(s->nomad_state, sizeof s->nomad_state, "%s/nomad-%d", h_tmpdir(), s->nomad_port);
-		mkdir(s->nomad_state, 0755);
-	}
-	snprintf(port, sizeof port, "%d", s->nomad_port);
-	snprintf(bin, sizeof bin, "%s/nomad-local", h_bin_dir());
-	snprintf(logfile, sizeof logfile, "%s/nomad-local-%d.log", h_tmpdir(), s->nomad_port);
-	char *argv[] = {bin, "-bind", "127.0.0.1", "-port", port, "-state", s->nomad_state, NULL};
-	s->nomad = h_spawn(argv, NULL, logfile);
-	if (s->nomad < 0 || h_wait_port(s->nomad_port, 10000) < 0) {
-		fprintf(stderr, "harness: nomad-local did not start (see %s)\n", logfile);
-		return -1;
-	}
-	return 0;
+	if (s->nomad.port)
+		return h_nomad_restart(&s->nomad);
+	return h_nomad_start(&s->nomad, NULL);
 }
 
 pid_t h_stack_start_refill(struct h_stack *s, const char *const *env)
@@ -433,9 +419,11 @@ void h_stack_stop(struct h_stack *s)
 	if (s->lighttpd > 0)
 		h_stop(s->lighttpd);
 	s->lighttpd = 0;
-	if (s->nomad > 0)
-		h_stop(s->nomad);
-	s->nomad = 0;
+	if (s->nomad.port) {
+		if (s->nomad.pid > 0)
+			h_nomad_stop(&s->nomad);
+		h_nomad_cleanup(&s->nomad);
+	}
 	if (s->redis.pid > 0)
 		h_stop(s->redis.pid);
 	s->redis.pid = 0;

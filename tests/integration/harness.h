@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "harness_nomad.h"
+
 /* The per-process temporary directory (created on first use, removed at exit). */
 const char *h_tmpdir(void);
 /* A loopback TCP port that was free a moment ago. */
@@ -60,9 +62,7 @@ struct h_front_opts {
 };
 struct h_stack {
 	struct h_redis redis;
-	int nomad_port;  /* nomad-local, when started with h_stack_start_nomad */
-	pid_t nomad;
-	char nomad_state[512];
+	struct h_nomad nomad; /* when started with h_stack_start_nomad (port 0 otherwise) */
 	pid_t refill;
 	int port;       /* lighttpd */
 	int wsgate_port;
@@ -73,8 +73,8 @@ struct h_stack {
 /* Starts Redis (unless redis.port is already set) and lighttpd+workers. 0 or -1. */
 int h_stack_start(struct h_stack *s, const struct h_front_opts *o);
 void h_stack_stop(struct h_stack *s);
-/* Starts nomad-local for the stack (before h_stack_start, so the workers know its port), with
- * its state in the test's temp dir. Restarting keeps the state. 0 or -1. */
+/* Starts nomad-local for the stack (before h_stack_start, so the workers know its port); a
+ * second call restarts it on the same port and state. 0 or -1. */
 int h_stack_start_nomad(struct h_stack *s);
 /* Starts (another) poseidon-refill against the stack's Redis and nomad-local; extra env optional. */
 pid_t h_stack_start_refill(struct h_stack *s, const char *const *env);

@@ -37,7 +37,7 @@ static int setup(void **state)
 		return -1;
 	config_defaults(&c);
 	c.redis.port = st.redis.port;
-	c.nomad.port = st.nomad_port;
+	c.nomad.port = st.nomad.port;
 	store = store_open(&c);
 	nomad_endpoint_from_config(&ep, &c);
 	nomad = nomad_open(&ep);
@@ -420,8 +420,7 @@ static void test_nomad_down_is_reported_and_recovered(void **state)
 	char body[1024];
 	put_env(12, 2, NULL, 201);
 	assert_true(wait_pool(12, 2, 20000) >= 0);
-	h_stop(st.nomad);
-	st.nomad = 0;
+	h_nomad_stop(&st.nomad);
 	assert_int_equal(api("PUT", "/execution-environments/13", "{\"prewarmingPoolSize\":1}", body, sizeof body), 500);
 	assert_non_null(strstr(body, "\"errorCode\":\"NOMAD_UNREACHABLE\""));
 	long long t0 = h_now_ms();
