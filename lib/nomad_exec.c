@@ -61,6 +61,7 @@ struct nomad_exec {
 	unsigned failed : 1;         /* err/failure hold the first failure */
 
 	int tty_height, tty_width;
+	int heartbeat_ms;
 	int http_status;
 
 	/* stdin ring (event mode), allocated on first write */
@@ -650,7 +651,7 @@ static int exec_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		if (x->cancelled)
 			return -1;
 		x->established = 1;
-		lws_set_timer_usecs(wsi, (lws_usec_t)NOMAD_EXEC_HEARTBEAT_MS * 1000);
+		lws_set_timer_usecs(wsi, (lws_usec_t)x->heartbeat_ms * 1000);
 		request_write(x);
 		return 0;
 	case LWS_CALLBACK_CLIENT_RECEIVE:
@@ -669,7 +670,7 @@ static int exec_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_TIMER:
 		x->hb_due = 1;
 		request_write(x);
-		lws_set_timer_usecs(wsi, (lws_usec_t)NOMAD_EXEC_HEARTBEAT_MS * 1000);
+		lws_set_timer_usecs(wsi, (lws_usec_t)x->heartbeat_ms * 1000);
 		return 0;
 	case LWS_CALLBACK_CLIENT_CLOSED:
 		return 0; /* WSI_DESTROY follows and reports */
@@ -714,6 +715,7 @@ struct nomad_exec *nomad_exec_start(struct lws_context *ctx, const struct nomad_
 	x->tty_height = o->tty_height;
 	x->tty_width = o->tty_width;
 	x->tty_pending = o->tty_height > 0 || o->tty_width > 0;
+	x->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : NOMAD_EXEC_HEARTBEAT_MS;
 
 	struct lws_client_connect_info ci;
 	memset(&ci, 0, sizeof ci);

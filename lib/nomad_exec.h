@@ -54,6 +54,7 @@ struct nomad_exec_opts {
 	const char *const *argv;  /* NULL-terminated, argv[0] required: the "command" JSON array */
 	int tty;
 	int tty_height, tty_width; /* when either is > 0, one tty_size frame is sent after connect */
+	int heartbeat_ms;          /* "{}" this often while connected; 0: NOMAD_EXEC_HEARTBEAT_MS */
 };
 
 /* Why a session failed (the perr says it in words; this is for code that must tell them apart). */
@@ -92,8 +93,9 @@ struct nomad_exec_callbacks {
 
 struct nomad_exec;
 
-/* Opens the exec WebSocket on ctx (a context the caller services; for TLS endpoints it must have
- * been created with LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT). cb is copied; ud is passed back.
+/* Opens the exec WebSocket on ctx, a context the caller services (TLS needs nothing of it: the
+ * module's TLS vhost brings its own client TLS context with ep's CA, cert and key files). The
+ * first call for a context adds the module's vhost to it. cb is copied; ud is passed back.
  * Returns the session, or NULL with e set and no callback ever made (bad options, out of memory,
  * or a connection that failed at once, e.g. refused on loopback: PERR_NOMAD_UNREACHABLE). */
 struct nomad_exec *nomad_exec_start(struct lws_context *ctx, const struct nomad_endpoint *ep,
