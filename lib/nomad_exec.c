@@ -30,13 +30,13 @@
 
 #define VHOST_PLAIN        "nomad-exec"
 #define VHOST_TLS_PREFIX   "nomad-exec-tls-"
-#define VHOST_TLS_MAX      8          /* distinct TLS settings remembered per process */
+#define VHOST_TLS_MAX      8 /* distinct TLS settings remembered per process */
 #define VHOST_NAME_MAX     40
-#define RX_INITIAL         4096       /* first reassembly buffer */
+#define RX_INITIAL         4096 /* first reassembly buffer */
 #define HOST_HDR_MAX       (CONFIG_STR + 8)
 #define CLOSE_REASON_MAX   512
-#define SYNC_FD_LIMIT      32         /* the synchronous context needs a socket and lws's pipe */
-#define SYNC_HANDSHAKE_S   10         /* lws's own connect/handshake timeout in sync mode */
+#define SYNC_FD_LIMIT      32 /* the synchronous context needs a socket and lws's pipe */
+#define SYNC_HANDSHAKE_S   10 /* lws's own connect/handshake timeout in sync mode */
 #define DEFAULT_NOMAD_PORT 4646
 
 struct nomad_exec {
@@ -48,8 +48,8 @@ struct nomad_exec {
 	ssize_t (*pull)(void *ud, void *buf, size_t cap);
 	void *pull_ud;
 
-	unsigned starting : 1;       /* inside lws_client_connect_via_info */
-	unsigned start_failed : 1;   /* lws destroyed the wsi while starting */
+	unsigned starting : 1;     /* inside lws_client_connect_via_info */
+	unsigned start_failed : 1; /* lws destroyed the wsi while starting */
 	unsigned established : 1;
 	unsigned exited : 1;
 	unsigned cancelled : 1;
@@ -58,7 +58,7 @@ struct nomad_exec {
 	unsigned stdin_close_req : 1;
 	unsigned stdin_close_sent : 1;
 	unsigned want_ready : 1;
-	unsigned failed : 1;         /* err/failure hold the first failure */
+	unsigned failed : 1; /* err/failure hold the first failure */
 
 	int tty_height, tty_width;
 	int heartbeat_ms;
@@ -143,11 +143,11 @@ static void query_param(char *out, size_t cap, size_t *n, const char *key, const
 }
 
 int nomad_exec_request_path(char *out, size_t cap, const char *ns, const struct nomad_exec_opts *o,
-			    struct perr *e)
+                            struct perr *e)
 {
 	if (!o || !valid_alloc_id(o->alloc_id))
 		return perr_set(e, PERR_BAD_REQUEST, "exec: invalid allocation id \"%s\"",
-				o && o->alloc_id ? o->alloc_id : "");
+		                o && o->alloc_id ? o->alloc_id : "");
 	if (!o->argv || !o->argv[0])
 		return perr_set(e, PERR_BAD_REQUEST, "exec: empty command");
 	json_object *arr = json_object_new_array();
@@ -161,7 +161,8 @@ int nomad_exec_request_path(char *out, size_t cap, const char *ns, const struct 
 			return perr_set(e, PERR_UNKNOWN, "exec: out of memory");
 		}
 	}
-	const char *cmd = json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	const char *cmd =
+	    json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	size_t n = (size_t)snprintf(out, cap, "/v1/client/allocation/%s/exec?", o->alloc_id);
 	query_param(out, cap, &n, "command", cmd ? cmd : "[]");
 	query_param(out, cap, &n, "namespace", ns && *ns ? ns : "default");
@@ -171,8 +172,9 @@ int nomad_exec_request_path(char *out, size_t cap, const char *ns, const struct 
 	if (n >= cap) {
 		if (cap)
 			out[0] = '\0';
-		return perr_set(e, PERR_BAD_REQUEST, "exec: request path of %zu bytes is longer than the %zu allowed",
-				n, cap ? cap - 1 : 0);
+		return perr_set(e, PERR_BAD_REQUEST,
+		                "exec: request path of %zu bytes is longer than the %zu allowed", n,
+		                cap ? cap - 1 : 0);
 	}
 	return (int)n;
 }
@@ -245,8 +247,8 @@ static int b64_valid(const char *s, size_t n)
 			pad++;
 			if (i < n - 2)
 				return 0;
-		} else if (pad || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-				    c == '+' || c == '/')) {
+		} else if (pad || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		                    (c >= '0' && c <= '9') || c == '+' || c == '/')) {
 			return 0;
 		}
 	}
@@ -255,7 +257,7 @@ static int b64_valid(const char *s, size_t n)
 
 /* Decodes stream.data (if present) into buf at *used and points *p, *len at it. */
 static int decode_stream(json_object *stream, const char *name, const char **p, size_t *len, char *buf,
-			 size_t cap, size_t *used, struct perr *e)
+                         size_t cap, size_t *used, struct perr *e)
 {
 	json_object *d;
 	if (!json_object_is_type(stream, json_type_object) || !json_object_object_get_ex(stream, "data", &d))
@@ -279,7 +281,7 @@ static int decode_stream(json_object *stream, const char *name, const char **p, 
 }
 
 int nomad_exec_parse_frame(const char *json, size_t len, struct nomad_exec_frame *f, char *buf, size_t cap,
-			   struct perr *e)
+                           struct perr *e)
 {
 	memset(f, 0, sizeof *f);
 	json_tokener *tok = json_tokener_new();
@@ -287,12 +289,13 @@ int nomad_exec_parse_frame(const char *json, size_t len, struct nomad_exec_frame
 		return perr_set(e, PERR_UNKNOWN, "exec: out of memory");
 	json_object *o = len ? json_tokener_parse_ex(tok, json, (int)len) : NULL;
 	int complete = o && json_tokener_get_error(tok) == json_tokener_success &&
-		       json_tokener_get_parse_end(tok) == len;
+	               json_tokener_get_parse_end(tok) == len;
 	json_tokener_free(tok);
 	if (!complete || !json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
-		return perr_set(e, PERR_NOMAD_INTERNAL, "exec: Nomad sent a frame that is not a JSON object: %.*s",
-				(int)(len > 80 ? 80 : len), json);
+		return perr_set(e, PERR_NOMAD_INTERNAL,
+		                "exec: Nomad sent a frame that is not a JSON object: %.*s",
+		                (int)(len > 80 ? 80 : len), json);
 	}
 	size_t used = 0;
 	json_object *v;
@@ -304,7 +307,8 @@ int nomad_exec_parse_frame(const char *json, size_t len, struct nomad_exec_frame
 	if (!rc && json_object_object_get_ex(o, "exited", &v) && json_object_get_boolean(v)) {
 		json_object *res, *code;
 		f->exited = 1;
-		if (json_object_object_get_ex(o, "result", &res) && json_object_is_type(res, json_type_object) &&
+		if (json_object_object_get_ex(o, "result", &res) &&
+		    json_object_is_type(res, json_type_object) &&
 		    json_object_object_get_ex(res, "exit_code", &code))
 			f->exit_code = json_object_get_int(code);
 	}
@@ -315,11 +319,11 @@ int nomad_exec_parse_frame(const char *json, size_t len, struct nomad_exec_frame
 void nomad_exec_http_error(struct perr *e, int status)
 {
 	if (status == 429 || status >= 500)
-		perr_set(e, PERR_NOMAD_OVERLOAD, "exec: Nomad answered HTTP %d instead of switching protocols",
-			 status);
+		perr_set(e, PERR_NOMAD_OVERLOAD,
+		         "exec: Nomad answered HTTP %d instead of switching protocols", status);
 	else
-		perr_set(e, PERR_NOMAD_INTERNAL, "exec: Nomad answered HTTP %d instead of switching protocols",
-			 status);
+		perr_set(e, PERR_NOMAD_INTERNAL,
+		         "exec: Nomad answered HTTP %d instead of switching protocols", status);
 }
 
 void nomad_exec_close_error(struct perr *e, const unsigned char *payload, size_t len)
@@ -331,10 +335,11 @@ void nomad_exec_close_error(struct perr *e, const unsigned char *payload, size_t
 	int code = payload[0] << 8 | payload[1];
 	size_t n = len - 2 > CLOSE_REASON_MAX ? CLOSE_REASON_MAX : len - 2;
 	if (!n)
-		perr_set(e, PERR_NOMAD_INTERNAL, "exec: Nomad closed the session (%d) before the exit code", code);
+		perr_set(e, PERR_NOMAD_INTERNAL, "exec: Nomad closed the session (%d) before the exit code",
+		         code);
 	else
 		perr_set(e, PERR_NOMAD_INTERNAL, "exec: Nomad closed the session (%d): %.*s", code, (int)n,
-			 (const char *)payload + 2);
+		         (const char *)payload + 2);
 }
 
 /* ---- vhosts ---------------------------------------------------------------------------------- */
@@ -342,8 +347,8 @@ void nomad_exec_close_error(struct perr *e, const unsigned char *payload, size_t
 static int exec_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
 
 static const struct lws_protocols exec_protocols[] = {
-	{.name = "nomad-exec", .callback = exec_callback},
-	{0},
+    {.name = "nomad-exec", .callback = exec_callback},
+    {0},
 };
 
 const struct lws_protocols *nomad_exec_protocol(void)
@@ -372,7 +377,8 @@ static struct lws_vhost *exec_vhost(struct lws_context *ctx, const struct nomad_
 	const char *name = VHOST_PLAIN;
 	if (ep->tls) {
 		char want[VHOST_NAME_MAX];
-		uint64_t h = fnv1a(fnv1a(fnv1a(14695981039346656037ull, ep->cafile), ep->certfile), ep->keyfile);
+		uint64_t h =
+		    fnv1a(fnv1a(fnv1a(14695981039346656037ull, ep->cafile), ep->certfile), ep->keyfile);
 		snprintf(want, sizeof want, VHOST_TLS_PREFIX "%016llx", (unsigned long long)h);
 		name = NULL;
 		for (int i = 0; i < VHOST_TLS_MAX && !name; i++) {
@@ -403,7 +409,7 @@ static struct lws_vhost *exec_vhost(struct lws_context *ctx, const struct nomad_
 	vh = lws_create_vhost(ctx, &info);
 	if (!vh)
 		perr_set(e, ep->tls ? PERR_NOMAD_UNREACHABLE : PERR_UNKNOWN,
-			 "exec: cannot set up the client vhost%s", ep->tls ? " (TLS files unusable?)" : "");
+		         "exec: cannot set up the client vhost%s", ep->tls ? " (TLS files unusable?)" : "");
 	return vh;
 }
 
@@ -470,7 +476,8 @@ static int on_writeable(struct nomad_exec *x)
 			x->stdin_close_sent = 1;
 			n = nomad_exec_frame_stdin_close(buf, cap);
 		} else {
-			n = nomad_exec_frame_stdin(buf, cap, chunk, (size_t)(r > (ssize_t)sizeof chunk ? sizeof chunk : (size_t)r));
+			n = nomad_exec_frame_stdin(
+			    buf, cap, chunk, (size_t)(r > (ssize_t)sizeof chunk ? sizeof chunk : (size_t)r));
 		}
 	} else if (x->q_len) {
 		char chunk[NOMAD_EXEC_STDIN_CHUNK];
@@ -495,7 +502,7 @@ static int on_writeable(struct nomad_exec *x)
 	}
 	if (n < 0 || lws_write(x->wsi, (unsigned char *)buf, (size_t)n, LWS_WRITE_TEXT) < n) {
 		fail_msg(x, NOMAD_EXEC_FAIL_DROPPED, PERR_NOMAD_UNREACHABLE,
-			 "exec: writing to the Nomad connection failed before the exit code");
+		         "exec: writing to the Nomad connection failed before the exit code");
 		return -1;
 	}
 	if (ready) {
@@ -552,7 +559,8 @@ static int on_receive(struct nomad_exec *x, struct lws *wsi, const char *in, siz
 	if (lws_is_first_fragment(wsi))
 		x->rx_len = 0;
 	if (x->rx_len + len + 1 > NOMAD_EXEC_FRAME_MAX) {
-		fail_msg(x, NOMAD_EXEC_FAIL_PROTOCOL, PERR_NOMAD_INTERNAL, "exec: Nomad sent a frame over 1 MiB");
+		fail_msg(x, NOMAD_EXEC_FAIL_PROTOCOL, PERR_NOMAD_INTERNAL,
+		         "exec: Nomad sent a frame over 1 MiB");
 		return -1;
 	}
 	if (x->rx_len + len + 1 > x->rx_cap) {
@@ -584,7 +592,7 @@ static void finish(struct nomad_exec *x)
 	if (!x->exited && !x->cancelled) {
 		if (!x->failed)
 			fail_msg(x, NOMAD_EXEC_FAIL_DROPPED, PERR_NOMAD_UNREACHABLE,
-				 "exec: the connection to Nomad ended before the exit code");
+			         "exec: the connection to Nomad ended before the exit code");
 		if (x->cb.on_error)
 			x->cb.on_error(x->ud, &x->err, x->failure);
 	}
@@ -608,10 +616,8 @@ static int exec_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 	case LWS_CALLBACK_TIMER:
 	case LWS_CALLBACK_CLIENT_CLOSED:
-	case LWS_CALLBACK_WSI_DESTROY:
-		break;
-	default:
-		return 0;
+	case LWS_CALLBACK_WSI_DESTROY: break;
+	default: return 0;
 	}
 	if (!is_own_vhost(lws_get_vhost(wsi)) || !(x = lws_get_opaque_user_data(wsi)))
 		return 0;
@@ -627,8 +633,8 @@ static int exec_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
 		unsigned char **p = in, *end = *p + len;
 		if (x->token[0] && lws_add_http_header_by_name(wsi, (const unsigned char *)"X-Nomad-Token:",
-							       (const unsigned char *)x->token,
-							       (int)strlen(x->token), p, end))
+		                                               (const unsigned char *)x->token,
+		                                               (int)strlen(x->token), p, end))
 			return -1;
 		return 0;
 	}
@@ -642,8 +648,9 @@ static int exec_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 			fail(x, NOMAD_EXEC_FAIL_HTTP, &e);
 		} else if (!x->cancelled) {
 			struct perr e;
-			perr_set(&e, PERR_NOMAD_UNREACHABLE, "exec: cannot open the WebSocket to Nomad at %s: %.*s",
-				 x->host, in ? (int)len : 7, in ? (const char *)in : "no reason");
+			perr_set(&e, PERR_NOMAD_UNREACHABLE,
+			         "exec: cannot open the WebSocket to Nomad at %s: %.*s", x->host,
+			         in ? (int)len : 7, in ? (const char *)in : "no reason");
 			fail(x, NOMAD_EXEC_FAIL_CONNECT, &e);
 		}
 		return 0;
@@ -654,8 +661,7 @@ static int exec_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		lws_set_timer_usecs(wsi, (lws_usec_t)x->heartbeat_ms * 1000);
 		request_write(x);
 		return 0;
-	case LWS_CALLBACK_CLIENT_RECEIVE:
-		return on_receive(x, wsi, in, len);
+	case LWS_CALLBACK_CLIENT_RECEIVE: return on_receive(x, wsi, in, len);
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
 		if (x->cancelled || x->exited)
 			return -1;
@@ -672,19 +678,15 @@ static int exec_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		request_write(x);
 		lws_set_timer_usecs(wsi, (lws_usec_t)x->heartbeat_ms * 1000);
 		return 0;
-	case LWS_CALLBACK_CLIENT_CLOSED:
-		return 0; /* WSI_DESTROY follows and reports */
-	case LWS_CALLBACK_WSI_DESTROY:
-		finish(x);
-		return 0;
-	default:
-		return 0;
+	case LWS_CALLBACK_CLIENT_CLOSED: return 0; /* WSI_DESTROY follows and reports */
+	case LWS_CALLBACK_WSI_DESTROY: finish(x); return 0;
+	default: return 0;
 	}
 }
 
 struct nomad_exec *nomad_exec_start(struct lws_context *ctx, const struct nomad_endpoint *ep,
-				    const struct nomad_exec_opts *o, const struct nomad_exec_callbacks *cb,
-				    void *ud, struct perr *e)
+                                    const struct nomad_exec_opts *o, const struct nomad_exec_callbacks *cb,
+                                    void *ud, struct perr *e)
 {
 	if (!ctx || !ep || !o) {
 		perr_set(e, PERR_BAD_REQUEST, "exec: missing context, endpoint or options");
@@ -895,15 +897,15 @@ static void sync_timeout(lws_sorted_usec_list_t *sul)
 }
 
 int nomad_exec_run(const struct nomad_endpoint *ep, const struct nomad_exec_opts *o,
-		   const struct nomad_exec_io *io, int timeout_ms, int *exit_code,
-		   enum nomad_exec_failure *failure, struct perr *e)
+                   const struct nomad_exec_io *io, int timeout_ms, int *exit_code,
+                   enum nomad_exec_failure *failure, struct perr *e)
 {
 	static const struct nomad_exec_callbacks cbs = {
-		.on_stdout = sync_stdout,
-		.on_stderr = sync_stderr,
-		.on_exit = sync_exit,
-		.on_error = sync_error,
-		.on_closed = sync_closed,
+	    .on_stdout = sync_stdout,
+	    .on_stderr = sync_stderr,
+	    .on_exit = sync_exit,
+	    .on_error = sync_error,
+	    .on_closed = sync_closed,
 	};
 	struct sync_run r;
 	memset(&r, 0, sizeof r);
@@ -923,7 +925,8 @@ int nomad_exec_run(const struct nomad_endpoint *ep, const struct nomad_exec_opts
 	struct nomad_exec *x = nomad_exec_start(ctx, ep, o, &cbs, &r, e);
 	if (!x) {
 		if (failure)
-			*failure = e && e->kind == PERR_NOMAD_UNREACHABLE ? NOMAD_EXEC_FAIL_CONNECT : NOMAD_EXEC_FAIL_LOCAL;
+			*failure = e && e->kind == PERR_NOMAD_UNREACHABLE ? NOMAD_EXEC_FAIL_CONNECT
+			                                                  : NOMAD_EXEC_FAIL_LOCAL;
 		return -1;
 	}
 	r.x = x;

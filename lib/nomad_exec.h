@@ -44,14 +44,14 @@ struct lws_protocols;
 #define NOMAD_EXEC_FRAME_MAX       (1024 * 1024) /* largest server message we reassemble */
 /* libwebsockets 4.1 formats the request line into 2048 bytes ("GET <path> HTTP/1.1\r\n"), so
  * the path with its query can be at most this long; longer commands are PERR_BAD_REQUEST. */
-#define NOMAD_EXEC_PATH_MAX        2032
-#define NOMAD_EXEC_ALLOC_ID_MAX    64
+#define NOMAD_EXEC_PATH_MAX     2032
+#define NOMAD_EXEC_ALLOC_ID_MAX 64
 
 /* What to run. Strings are copied by nomad_exec_start/nomad_exec_run; nothing is kept. */
 struct nomad_exec_opts {
-	const char *alloc_id;     /* letters, digits and '-' (a UUID) */
-	const char *task;         /* NULL or "": NOMAD_EXEC_DEFAULT_TASK */
-	const char *const *argv;  /* NULL-terminated, argv[0] required: the "command" JSON array */
+	const char *alloc_id;    /* letters, digits and '-' (a UUID) */
+	const char *task;        /* NULL or "": NOMAD_EXEC_DEFAULT_TASK */
+	const char *const *argv; /* NULL-terminated, argv[0] required: the "command" JSON array */
 	int tty;
 	int tty_height, tty_width; /* when either is > 0, one tty_size frame is sent after connect */
 	int heartbeat_ms;          /* "{}" this often while connected; 0: NOMAD_EXEC_HEARTBEAT_MS */
@@ -64,7 +64,7 @@ enum nomad_exec_failure {
 	NOMAD_EXEC_FAIL_HTTP,        /* non-101 answer: PERR_NOMAD_OVERLOAD or PERR_NOMAD_INTERNAL */
 	NOMAD_EXEC_FAIL_CLOSE_FRAME, /* Nomad sent a close frame before the exit frame */
 	NOMAD_EXEC_FAIL_DROPPED,     /* the connection ended before the exit frame, without a close
-				      * frame. Poseidon (Go) counted this as exit 0; a file copy must not */
+	                              * frame. Poseidon (Go) counted this as exit 0; a file copy must not */
 	NOMAD_EXEC_FAIL_PROTOCOL,    /* a frame we cannot use (not JSON, bad base64, too large) */
 	NOMAD_EXEC_FAIL_LOCAL,       /* out of memory, stdin source/sink failure, timeout (sync mode) */
 };
@@ -99,8 +99,8 @@ struct nomad_exec;
  * Returns the session, or NULL with e set and no callback ever made (bad options, out of memory,
  * or a connection that failed at once, e.g. refused on loopback: PERR_NOMAD_UNREACHABLE). */
 struct nomad_exec *nomad_exec_start(struct lws_context *ctx, const struct nomad_endpoint *ep,
-				    const struct nomad_exec_opts *o, const struct nomad_exec_callbacks *cb,
-				    void *ud, struct perr *e);
+                                    const struct nomad_exec_opts *o, const struct nomad_exec_callbacks *cb,
+                                    void *ud, struct perr *e);
 
 /* Queues stdin bytes; they are sent in order, NOMAD_EXEC_STDIN_CHUNK per frame. Returns how many
  * were accepted (fewer than len, possibly 0, when the queue of NOMAD_EXEC_STDIN_QUEUE_MAX is
@@ -124,8 +124,8 @@ const struct lws_protocols *nomad_exec_protocol(void);
  * so stdin is streamed, never buffered whole. Sinks get decoded output and return 0, or -1 to
  * abort the session. */
 struct nomad_exec_io {
-	ssize_t (*read_stdin)(void *ud, void *buf, size_t cap); /* NULL: no stdin frame at all and
-								 * stdin is never closed (ls, cat) */
+	ssize_t (*read_stdin)(void *ud, void *buf, size_t cap);   /* NULL: no stdin frame at all and
+	                                                           * stdin is never closed (ls, cat) */
 	int (*on_stdout)(void *ud, const char *data, size_t len); /* NULL: discarded */
 	int (*on_stderr)(void *ud, const char *data, size_t len); /* NULL: discarded */
 	void *ud;
@@ -136,8 +136,8 @@ struct nomad_exec_io {
  * *exit_code set when the exit frame arrived, else -1 with e set (*exit_code = -1) and *failure
  * (may be NULL) saying which kind of failure it was. */
 int nomad_exec_run(const struct nomad_endpoint *ep, const struct nomad_exec_opts *o,
-		   const struct nomad_exec_io *io, int timeout_ms, int *exit_code,
-		   enum nomad_exec_failure *failure, struct perr *e);
+                   const struct nomad_exec_io *io, int timeout_ms, int *exit_code,
+                   enum nomad_exec_failure *failure, struct perr *e);
 
 /* Destroys the process's synchronous context, if any (for a clean exit or a leak check). The
  * next nomad_exec_run creates a new one. */
@@ -153,23 +153,23 @@ size_t nomad_exec_query_escape(char *out, size_t cap, const char *s);
  * (keys sorted as the Go client sends them; ns NULL or "" means "default"). Returns its length,
  * or -1 with e set (PERR_BAD_REQUEST) when options are invalid or it needs cap bytes or more. */
 int nomad_exec_request_path(char *out, size_t cap, const char *ns, const struct nomad_exec_opts *o,
-			    struct perr *e);
+                            struct perr *e);
 
 /* Client frames into out (NUL-terminated). Return the length, or -1 if cap is too small. */
 #define NOMAD_EXEC_STDIN_FRAME_MAX (24 + 4 * ((NOMAD_EXEC_STDIN_CHUNK + 2) / 3) + 1)
 int nomad_exec_frame_stdin(char *out, size_t cap, const void *data, size_t len);
-int nomad_exec_frame_stdin_close(char *out, size_t cap);     /* {"stdin":{"close":true}} */
+int nomad_exec_frame_stdin_close(char *out, size_t cap); /* {"stdin":{"close":true}} */
 int nomad_exec_frame_tty_size(char *out, size_t cap, int height, int width);
-int nomad_exec_frame_heartbeat(char *out, size_t cap);       /* {} */
+int nomad_exec_frame_heartbeat(char *out, size_t cap); /* {} */
 
 /* One server frame, parsed. stdout/stderr point into the caller's decode buffer. */
 struct nomad_exec_frame {
-	const char *out;  /* stdout bytes, or NULL */
+	const char *out; /* stdout bytes, or NULL */
 	size_t out_len;
-	const char *err;  /* stderr bytes, or NULL */
+	const char *err; /* stderr bytes, or NULL */
 	size_t err_len;
-	int exited;       /* 1 for {"exited":true,...} */
-	int exit_code;    /* result.exit_code; 0 when absent */
+	int exited;    /* 1 for {"exited":true,...} */
+	int exit_code; /* result.exit_code; 0 when absent */
 };
 /* Bytes of decode buffer enough for any frame of frame_len bytes. */
 size_t nomad_exec_decode_cap(size_t frame_len);
@@ -177,7 +177,7 @@ size_t nomad_exec_decode_cap(size_t frame_len);
  * Returns 0, or -1 with e (PERR_NOMAD_INTERNAL) for a frame that is not a JSON object or whose
  * data is not valid base64 or does not fit buf. */
 int nomad_exec_parse_frame(const char *json, size_t len, struct nomad_exec_frame *f, char *buf, size_t cap,
-			   struct perr *e);
+                           struct perr *e);
 
 /* The perr for a non-101 answer with this HTTP status. */
 void nomad_exec_http_error(struct perr *e, int status);

@@ -104,11 +104,11 @@ static ssize_t io_in(void *ud, void *buf, size_t cap)
 }
 
 static int run_sync(const struct nomad_endpoint *ep, const char *alloc, const char *const *argv, int tty,
-		    struct sink *s, int with_stdin, int timeout_ms)
+                    struct sink *s, int with_stdin, int timeout_ms)
 {
 	struct nomad_exec_opts o = {.alloc_id = alloc, .argv = argv, .tty = tty};
-	struct nomad_exec_io io = {.read_stdin = with_stdin ? io_in : NULL, .on_stdout = io_out, .on_stderr = io_err,
-				   .ud = s};
+	struct nomad_exec_io io = {
+	    .read_stdin = with_stdin ? io_in : NULL, .on_stdout = io_out, .on_stderr = io_err, .ud = s};
 	int rc = nomad_exec_run(ep, &o, &io, timeout_ms, &s->exit_code, &s->failure, &s->e);
 	s->exited = rc == 0;
 	return rc;
@@ -123,8 +123,8 @@ struct fake {
 	int lfd, port;
 	pthread_t th;
 	fake_script script;
-	int status;            /* non-101 answer instead of the upgrade, 0: upgrade */
-	char req[8192];        /* the handshake request as received */
+	int status;     /* non-101 answer instead of the upgrade, 0: upgrade */
+	char req[8192]; /* the handshake request as received */
 	/* what the client sent, for the assertions of the main thread */
 	char stdin_data[BUF_MAX];
 	size_t stdin_len;
@@ -257,7 +257,7 @@ static void collect_stdin(struct fake *f, int fd)
 		d += 18;
 		const char *end = strchr(d, '"');
 		int k = lws_b64_decode_string_len(d, (int)(end - d), f->stdin_data + f->stdin_len,
-						  (int)(sizeof f->stdin_data - f->stdin_len));
+		                                  (int)(sizeof f->stdin_data - f->stdin_len));
 		f->stdin_frames++;
 		if (k > f->max_stdin_raw)
 			f->max_stdin_raw = k;
@@ -285,9 +285,9 @@ static void *fake_main(void *arg)
 	if (f->status) {
 		char resp[256];
 		int k = snprintf(resp, sizeof resp,
-				 "HTTP/1.1 %d Whatever\r\nContent-Type: text/plain; charset=utf-8\r\n"
-				 "Content-Length: 2\r\n\r\nno",
-				 f->status);
+		                 "HTTP/1.1 %d Whatever\r\nContent-Type: text/plain; charset=utf-8\r\n"
+		                 "Content-Length: 2\r\n\r\nno",
+		                 f->status);
 		write_all(fd, resp, (size_t)k);
 	} else {
 		char key[64], acc[128], resp[512];
@@ -297,10 +297,11 @@ static void *fake_main(void *arg)
 		snprintf(both, sizeof both, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
 		lws_SHA1((const unsigned char *)both, strlen(both), md);
 		lws_b64_encode_string((const char *)md, 20, acc, sizeof acc);
-		int k = snprintf(resp, sizeof resp,
-				 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-				 "Sec-WebSocket-Accept: %s\r\n\r\n",
-				 acc);
+		int k = snprintf(
+		    resp, sizeof resp,
+		    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+		    "Sec-WebSocket-Accept: %s\r\n\r\n",
+		    acc);
 		write_all(fd, resp, (size_t)k);
 		if (f->script)
 			f->script(f, fd);
@@ -455,8 +456,9 @@ static void test_fake_request_headers(void **state)
 	const char *argv[] = {"/bin/bash", "-c", "echo hi", NULL};
 	assert_int_equal(run_sync(&ep, FAKE_ALLOC, argv, 0, &s, 0, 5000), 0);
 	pthread_join(f->th, NULL);
-	const char *line = "GET /v1/client/allocation/" FAKE_ALLOC "/exec?command=%5B%22/bin/bash%22,%22-c%22,"
-			   "%22echo+hi%22%5D&namespace=ns1&task=default-task&tty=false HTTP/1.1\r\n";
+	const char *line =
+	    "GET /v1/client/allocation/" FAKE_ALLOC "/exec?command=%5B%22/bin/bash%22,%22-c%22,"
+	    "%22echo+hi%22%5D&namespace=ns1&task=default-task&tty=false HTTP/1.1\r\n";
 	assert_memory_equal(f->req, line, strlen(line));
 	char v[256];
 	header_value(f->req, "X-Nomad-Token", v, sizeof v);
@@ -505,8 +507,8 @@ static void test_fake_stdin_is_framed_and_closed(void **state)
 	s.in = in;
 	s.in_len = n;
 	s.in_step = 3001; /* the source hands out odd amounts; frames still carry at most 2048 */
-	struct nomad_exec_opts o = {.alloc_id = FAKE_ALLOC, .argv = argv_true, .tty = 1, .tty_height = 24,
-				    .tty_width = 80};
+	struct nomad_exec_opts o = {
+	    .alloc_id = FAKE_ALLOC, .argv = argv_true, .tty = 1, .tty_height = 24, .tty_width = 80};
 	struct nomad_exec_io io = {.read_stdin = io_in, .on_stdout = io_out, .ud = &s};
 	int code = -5;
 	assert_int_equal(nomad_exec_run(&ep, &o, &io, 5000, &code, NULL, &s.e), 0);
@@ -587,7 +589,7 @@ static void test_fake_http_answers(void **state)
 		int status;
 		enum perr_kind kind;
 	} cases[] = {{429, PERR_NOMAD_OVERLOAD}, {500, PERR_NOMAD_OVERLOAD}, {503, PERR_NOMAD_OVERLOAD},
-		     {404, PERR_NOMAD_INTERNAL}, {403, PERR_NOMAD_INTERNAL}, {200, PERR_NOMAD_INTERNAL}};
+	             {404, PERR_NOMAD_INTERNAL}, {403, PERR_NOMAD_INTERNAL}, {200, PERR_NOMAD_INTERNAL}};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		struct fake *f = fake_start(NULL, cases[i].status);
 		struct nomad_endpoint ep;
@@ -763,12 +765,12 @@ static void ev_closed(void *ud)
 }
 
 static const struct nomad_exec_callbacks ev_cbs = {
-	.on_stdout = ev_stdout,
-	.on_stderr = ev_stderr,
-	.on_exit = ev_exit,
-	.on_error = ev_error,
-	.on_stdin_ready = ev_ready,
-	.on_closed = ev_closed,
+    .on_stdout = ev_stdout,
+    .on_stderr = ev_stderr,
+    .on_exit = ev_exit,
+    .on_error = ev_error,
+    .on_stdin_ready = ev_ready,
+    .on_closed = ev_closed,
 };
 
 struct ev_wait {
@@ -806,13 +808,14 @@ static int caller_cb(struct lws *wsi, enum lws_callback_reasons reason, void *us
 }
 
 static const struct lws_protocols caller_protocols[] = {
-	{.name = "http", .callback = caller_cb},
-	{0},
+    {.name = "http", .callback = caller_cb},
+    {0},
 };
 
 static const struct lws_extension caller_exts[] = {
-	{"permessage-deflate", lws_extension_callback_pm_deflate, "permessage-deflate; client_no_context_takeover"},
-	{NULL, NULL, NULL},
+    {"permessage-deflate", lws_extension_callback_pm_deflate,
+     "permessage-deflate; client_no_context_takeover"},
+    {NULL, NULL, NULL},
 };
 
 static struct lws_context *caller_context(void)
@@ -964,7 +967,8 @@ static struct tls_server *tls_srv;
 static int tls_srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
 	(void)user, (void)in, (void)len;
-	static const char out[] = "{\"stdout\":{\"data\":\"dGxzCg==\"}}", ex[] = "{\"exited\":true,\"result\":{\"exit_code\":4}}";
+	static const char out[] = "{\"stdout\":{\"data\":\"dGxzCg==\"}}",
+	                  ex[] = "{\"exited\":true,\"result\":{\"exit_code\":4}}";
 	unsigned char buf[LWS_PRE + 64];
 	switch (reason) {
 	case LWS_CALLBACK_ESTABLISHED:
@@ -985,14 +989,13 @@ static int tls_srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *u
 		lws_callback_on_writable(wsi);
 		return 0;
 	}
-	default:
-		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	default: return lws_callback_http_dummy(wsi, reason, user, in, len);
 	}
 }
 
 static const struct lws_protocols tls_srv_protocols[] = {
-	{.name = "fake-exec", .callback = tls_srv_cb},
-	{0},
+    {.name = "fake-exec", .callback = tls_srv_cb},
+    {0},
 };
 
 static void *tls_srv_main(void *arg)
@@ -1010,11 +1013,11 @@ static void tls_files(char *cert, char *key, char *other, size_t cap)
 	snprintf(other, cap, "%s/tls-other.pem", h_tmpdir());
 	char cmd[2048];
 	snprintf(cmd, sizeof cmd,
-		 "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
-		 "-addext subjectAltName=DNS:127.0.0.1,IP:127.0.0.1 -keyout %s -out %s 2>/dev/null && "
-		 "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
-		 "-addext subjectAltName=DNS:127.0.0.1,IP:127.0.0.1 -keyout %s.key -out %s 2>/dev/null",
-		 key, cert, other, other);
+	         "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+	         "-addext subjectAltName=DNS:127.0.0.1,IP:127.0.0.1 -keyout %s -out %s 2>/dev/null && "
+	         "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+	         "-addext subjectAltName=DNS:127.0.0.1,IP:127.0.0.1 -keyout %s.key -out %s 2>/dev/null",
+	         key, cert, other, other);
 	assert_int_equal(system(cmd), 0);
 }
 
@@ -1032,7 +1035,8 @@ static void test_tls_with_client_certificate(void **state)
 	info.port = t.port;
 	info.iface = "127.0.0.1";
 	info.protocols = tls_srv_protocols;
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+	info.options =
+	    LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
 	info.ssl_cert_filepath = cert;
 	info.ssl_private_key_filepath = key;
 	info.ssl_ca_filepath = cert; /* the client must present a certificate this one signed */
@@ -1091,6 +1095,15 @@ static void test_tls_with_client_certificate(void **state)
 	assert_int_equal(s.e.kind, PERR_NOMAD_UNREACHABLE);
 	sink_free(&s);
 
+	/* a CA file that does not exist trusts nothing (lws keeps the vhost and fails the handshake) */
+	snprintf(ep.cafile, sizeof ep.cafile, "%s/no-such-ca.pem", h_tmpdir());
+	sink_init(&s);
+	assert_int_equal(run_sync(&ep, FAKE_ALLOC, argv_true, 0, &s, 0, 5000), -1);
+	assert_int_equal(s.e.kind, PERR_NOMAD_UNREACHABLE);
+	assert_int_equal(s.failure, NOMAD_EXEC_FAIL_CONNECT);
+	sink_free(&s);
+	snprintf(ep.cafile, sizeof ep.cafile, "%s", cert);
+
 	/* and plain WebSocket to a TLS port */
 	ep.tls = 0;
 	sink_init(&s);
@@ -1107,8 +1120,8 @@ static void test_tls_with_client_certificate(void **state)
 
 /* ---- part 2: against nomad-local -------------------------------------------------------------- */
 
-#define NL_JOB    "exec-test-1"
-#define NL_TOKEN  "exec-test-token"
+#define NL_JOB   "exec-test-1"
+#define NL_TOKEN "exec-test-token"
 
 static struct h_nomad nl;
 static struct nomad_endpoint nl_ep;
@@ -1144,7 +1157,8 @@ static int nl_job_running(const char *job_id, char alloc[64])
 		for (size_t i = 0; list && i < json_object_array_length(list); i++) {
 			json_object *a = json_object_array_get_idx(list, i), *st, *id;
 			if (json_object_object_get_ex(a, "ClientStatus", &st) &&
-			    !strcmp(json_object_get_string(st), "running") && json_object_object_get_ex(a, "ID", &id)) {
+			    !strcmp(json_object_get_string(st), "running") &&
+			    json_object_object_get_ex(a, "ID", &id)) {
 				snprintf(alloc, 64, "%s", json_object_get_string(id));
 				json_object_put(list);
 				return 0;
@@ -1210,8 +1224,8 @@ static void test_nomad_tty_merges_stderr(void **state)
 
 	/* the tty_size frame reaches the pty */
 	const char *argv[] = {"/bin/bash", "-c", "stty size", NULL};
-	struct nomad_exec_opts o = {.alloc_id = nl_alloc, .argv = argv, .tty = 1, .tty_height = 33,
-				    .tty_width = 101};
+	struct nomad_exec_opts o = {
+	    .alloc_id = nl_alloc, .argv = argv, .tty = 1, .tty_height = 33, .tty_width = 101};
 	struct nomad_exec_io io = {.on_stdout = io_out, .on_stderr = io_err, .ud = &s};
 	sink_init(&s);
 	int code;
@@ -1363,14 +1377,18 @@ static void test_nomad_sync_200_in_a_row(void **state)
 		sink_free(&s);
 	}
 	getrusage(RUSAGE_SELF, &ru1);
-	double cpu_us = ((double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1e6 +
-			 (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec)) /
-			RUNS;
+	double cpu_us =
+	    ((double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) *
+	         1e6 +
+	     (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
+	              ru0.ru_stime.tv_usec)) /
+	    RUNS;
 	print_message("client CPU time per session (user+sys of this process): %.0f us\n", cpu_us);
 	/* nothing accumulates while the context is reused (under ASan mallinfo2 says 0: only the
 	 * plain build checks this) */
 	size_t heap_after = mallinfo2().uordblks;
-	print_message("heap in use after run 10: %zu bytes, after run %d: %zu bytes\n", heap_before, RUNS, heap_after);
+	print_message("heap in use after run 10: %zu bytes, after run %d: %zu bytes\n", heap_before, RUNS,
+	              heap_after);
 	assert_true(heap_after < heap_before + 16 * 1024);
 	/* the agent's own cost, seen through the harness's minimal blocking client */
 	for (int i = 0; i < RUNS / 4; i++) {
@@ -1384,10 +1402,10 @@ static void test_nomad_sync_200_in_a_row(void **state)
 	qsort(t, RUNS, sizeof *t, cmp_double);
 	qsort(ref, RUNS / 4, sizeof *ref, cmp_double);
 	print_message("first session of the process (context created): %.3f ms\n", first);
-	print_message("exec `true` round trip, nomad_exec_run x%d: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", RUNS,
-		      t[RUNS / 2], t[RUNS * 99 / 100], t[RUNS - 1]);
+	print_message("exec `true` round trip, nomad_exec_run x%d: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+	              RUNS, t[RUNS / 2], t[RUNS * 99 / 100], t[RUNS - 1]);
 	print_message("same through the harness's blocking client x%d: p50 %.3f ms, p99 %.3f ms\n", RUNS / 4,
-		      ref[RUNS / 8], ref[RUNS / 4 * 99 / 100]);
+	              ref[RUNS / 8], ref[RUNS / 4 * 99 / 100]);
 }
 
 static void test_nomad_cancel_and_timeout(void **state)
@@ -1473,28 +1491,28 @@ static void test_nomad_event_loop_two_sessions(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fake_request_headers),
-		cmocka_unit_test(test_fake_fragmented_messages_are_reassembled),
-		cmocka_unit_test(test_fake_stdin_is_framed_and_closed),
-		cmocka_unit_test(test_fake_drop_before_exit_is_a_failure),
-		cmocka_unit_test(test_fake_close_frames),
-		cmocka_unit_test(test_fake_http_answers),
-		cmocka_unit_test(test_fake_garbage_and_timeout),
-		cmocka_unit_test(test_fake_heartbeats),
-		cmocka_unit_test(test_fake_source_and_sink_failures),
-		cmocka_unit_test(test_fake_event_loop_backpressure_on_a_server_context),
-		cmocka_unit_test(test_fake_event_loop_cancel_and_drop),
-		cmocka_unit_test(test_tls_with_client_certificate),
+	    cmocka_unit_test(test_fake_request_headers),
+	    cmocka_unit_test(test_fake_fragmented_messages_are_reassembled),
+	    cmocka_unit_test(test_fake_stdin_is_framed_and_closed),
+	    cmocka_unit_test(test_fake_drop_before_exit_is_a_failure),
+	    cmocka_unit_test(test_fake_close_frames),
+	    cmocka_unit_test(test_fake_http_answers),
+	    cmocka_unit_test(test_fake_garbage_and_timeout),
+	    cmocka_unit_test(test_fake_heartbeats),
+	    cmocka_unit_test(test_fake_source_and_sink_failures),
+	    cmocka_unit_test(test_fake_event_loop_backpressure_on_a_server_context),
+	    cmocka_unit_test(test_fake_event_loop_cancel_and_drop),
+	    cmocka_unit_test(test_tls_with_client_certificate),
 	};
 	const struct CMUnitTest nomad_tests[] = {
-		cmocka_unit_test(test_nomad_output_and_exit_code),
-		cmocka_unit_test(test_nomad_tty_merges_stderr),
-		cmocka_unit_test(test_nomad_stdin_through_cat),
-		cmocka_unit_test(test_nomad_unknown_allocation_and_refused),
-		cmocka_unit_test(test_nomad_long_command),
-		cmocka_unit_test(test_nomad_sync_200_in_a_row),
-		cmocka_unit_test(test_nomad_cancel_and_timeout),
-		cmocka_unit_test(test_nomad_event_loop_two_sessions),
+	    cmocka_unit_test(test_nomad_output_and_exit_code),
+	    cmocka_unit_test(test_nomad_tty_merges_stderr),
+	    cmocka_unit_test(test_nomad_stdin_through_cat),
+	    cmocka_unit_test(test_nomad_unknown_allocation_and_refused),
+	    cmocka_unit_test(test_nomad_long_command),
+	    cmocka_unit_test(test_nomad_sync_200_in_a_row),
+	    cmocka_unit_test(test_nomad_cancel_and_timeout),
+	    cmocka_unit_test(test_nomad_event_loop_two_sessions),
 	};
 	int rc = cmocka_run_group_tests_name("scripted server", tests, NULL, NULL);
 	rc += cmocka_run_group_tests_name("nomad-local", nomad_tests, nl_setup, nl_teardown);

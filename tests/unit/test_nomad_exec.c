@@ -92,8 +92,8 @@ static void test_request_path_for_the_sample_listing(void **state)
 	struct perr e;
 	int n = nomad_exec_request_path(path, sizeof path, "default", &o, &e);
 	const char *want = "/v1/client/allocation/" ALLOC "/exec?command=%5B%22/bin/bash%22,%22-c%22,"
-			   "%22ls+-l+--time-style%3D%2B%25s+-1+--literal+./%22%5D&namespace=default"
-			   "&task=default-task&tty=false";
+	                   "%22ls+-l+--time-style%3D%2B%25s+-1+--literal+./%22%5D&namespace=default"
+	                   "&task=default-task&tty=false";
 	assert_string_equal(path, want);
 	assert_int_equal(n, (int)strlen(want));
 
@@ -196,9 +196,9 @@ static void test_client_frames(void **state)
 	assert_true(json_object_object_get_ex(o, "stdin", &in));
 	assert_true(json_object_object_get_ex(in, "data", &d));
 	char dec[NOMAD_EXEC_STDIN_CHUNK + 8];
-	assert_int_equal(lws_b64_decode_string_len(json_object_get_string(d), json_object_get_string_len(d), dec,
-						   sizeof dec),
-			 NOMAD_EXEC_STDIN_CHUNK);
+	assert_int_equal(lws_b64_decode_string_len(json_object_get_string(d), json_object_get_string_len(d),
+	                                           dec, sizeof dec),
+	                 NOMAD_EXEC_STDIN_CHUNK);
 	assert_memory_equal(dec, raw, NOMAD_EXEC_STDIN_CHUNK);
 	json_object_put(o);
 	assert_int_equal(nomad_exec_frame_stdin(buf, sizeof buf, raw, NOMAD_EXEC_STDIN_CHUNK + 1), -1);
@@ -236,16 +236,21 @@ static void test_server_frames_from_the_samples(void **state)
 	assert_null(f.err);
 	assert_false(f.exited);
 
-	assert_int_equal(parse("{\"stderr\":{\"data\":\"bHM6IGNhbm5vdCBhY2Nlc3MgJ25vcGUnOiBObyBzdWNoIGZpbGUgb3Ig"
-			       "ZGlyZWN0b3J5Cg==\"}}",
-			       &f, buf, sizeof buf, &e),
-			 0);
+	assert_int_equal(
+	    parse("{\"stderr\":{\"data\":\"bHM6IGNhbm5vdCBhY2Nlc3MgJ25vcGUnOiBObyBzdWNoIGZpbGUgb3Ig"
+	          "ZGlyZWN0b3J5Cg==\"}}",
+	          &f, buf, sizeof buf, &e),
+	    0);
 	assert_null(f.out);
 	assert_int_equal(f.err_len, strlen("ls: cannot access 'nope': No such file or directory\n"));
 	assert_memory_equal(f.err, "ls: cannot access 'nope': No such file or directory\n", f.err_len);
 
-	const char *quiet[] = {"{\"stdout\":{\"close\":true}}", "{\"stderr\":{\"close\":true}}", "{}",
-			       "{\"unknown\":{\"data\":\"aGk=\"}}", "{\"exited\":false}", " {} \n"};
+	const char *quiet[] = {"{\"stdout\":{\"close\":true}}",
+	                       "{\"stderr\":{\"close\":true}}",
+	                       "{}",
+	                       "{\"unknown\":{\"data\":\"aGk=\"}}",
+	                       "{\"exited\":false}",
+	                       " {} \n"};
 	for (size_t i = 0; i < sizeof quiet / sizeof *quiet; i++) {
 		assert_int_equal(parse(quiet[i], &f, buf, sizeof buf, &e), 0);
 		assert_null(f.out);
@@ -262,9 +267,10 @@ static void test_server_frames_from_the_samples(void **state)
 	assert_int_equal(parse("{\"exited\":true}", &f, buf, sizeof buf, &e), 0);
 	assert_true(f.exited);
 	assert_int_equal(f.exit_code, 0);
-	assert_int_equal(parse("{\"exited\":true,\"result\":{\"exit_code\":137,\"signal\":9,\"oom_killed\":true}}", &f,
-			       buf, sizeof buf, &e),
-			 0);
+	assert_int_equal(
+	    parse("{\"exited\":true,\"result\":{\"exit_code\":137,\"signal\":9,\"oom_killed\":true}}", &f,
+	          buf, sizeof buf, &e),
+	    0);
 	assert_int_equal(f.exit_code, 137);
 
 	/* empty data is no output */
@@ -278,13 +284,14 @@ static void test_garbage_frames_are_errors(void **state)
 	struct nomad_exec_frame f;
 	struct perr e;
 	char buf[64];
-	const char *bad[] = {"", "not json", "[1,2]", "\"str\"", "{\"stdout\":", "{} {}", "{}x",
-			     "{\"stdout\":{\"data\":\"a$==\"}}", "{\"stdout\":{\"data\":\"aGk\"}}",
-			     "{\"stdout\":{\"data\":\"a=Gk\"}}", "{\"stdout\":{\"data\":\"aG===\"}}",
-			     "{\"stderr\":{\"data\":42}}",
-			     /* decodes to more than buf holds */
-			     "{\"stdout\":{\"data\":\"QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB"
-			     "QUFBQUFBQUFBQUFBQUFBQUFB\"}}"};
+	const char *bad[] = {
+	    "", "not json", "[1,2]", "\"str\"", "{\"stdout\":", "{} {}", "{}x",
+	    "{\"stdout\":{\"data\":\"a$==\"}}", "{\"stdout\":{\"data\":\"aGk\"}}",
+	    "{\"stdout\":{\"data\":\"a=Gk\"}}", "{\"stdout\":{\"data\":\"aG===\"}}",
+	    "{\"stderr\":{\"data\":42}}",
+	    /* decodes to more than buf holds */
+	    "{\"stdout\":{\"data\":\"QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB"
+	    "QUFBQUFBQUFBQUFBQUFBQUFB\"}}"};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		e.kind = PERR_OK;
 		assert_int_equal(parse(bad[i], &f, buf, sizeof buf, &e), -1);
@@ -355,15 +362,15 @@ static void test_http_and_close_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_query_escape_keeps_only_safe_bytes),
-		cmocka_unit_test(test_request_path_for_the_sample_listing),
-		cmocka_unit_test(test_request_path_options),
-		cmocka_unit_test(test_request_path_rejects_what_cannot_be_sent),
-		cmocka_unit_test(test_client_frames),
-		cmocka_unit_test(test_server_frames_from_the_samples),
-		cmocka_unit_test(test_garbage_frames_are_errors),
-		cmocka_unit_test(test_data_of_every_length_round_trips),
-		cmocka_unit_test(test_http_and_close_errors),
+	    cmocka_unit_test(test_query_escape_keeps_only_safe_bytes),
+	    cmocka_unit_test(test_request_path_for_the_sample_listing),
+	    cmocka_unit_test(test_request_path_options),
+	    cmocka_unit_test(test_request_path_rejects_what_cannot_be_sent),
+	    cmocka_unit_test(test_client_frames),
+	    cmocka_unit_test(test_server_frames_from_the_samples),
+	    cmocka_unit_test(test_garbage_frames_are_errors),
+	    cmocka_unit_test(test_data_of_every_length_round_trips),
+	    cmocka_unit_test(test_http_and_close_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
