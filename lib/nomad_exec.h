@@ -97,7 +97,9 @@ struct nomad_exec;
  * module's TLS vhost brings its own client TLS context with ep's CA, cert and key files). The
  * first call for a context adds the module's vhost to it. cb is copied; ud is passed back.
  * Returns the session, or NULL with e set and no callback ever made (bad options, out of memory,
- * or a connection that failed at once, e.g. refused on loopback: PERR_NOMAD_UNREACHABLE). */
+ * or a failure lws meets before returning, e.g. a host name that does not resolve:
+ * PERR_NOMAD_UNREACHABLE; a refused connection comes later, through on_error). Host names are
+ * resolved with a blocking getaddrinfo (Debian's lws 4.1 has no async DNS). */
 struct nomad_exec *nomad_exec_start(struct lws_context *ctx, const struct nomad_endpoint *ep,
                                     const struct nomad_exec_opts *o, const struct nomad_exec_callbacks *cb,
                                     void *ud, struct perr *e);
