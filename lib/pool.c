@@ -20,7 +20,7 @@
 #include "nomad.h"
 #include "store.h"
 
-#define MAX_CREATE_PER_PASS 64   /* runner jobs registered per environment and pass */
+#define MAX_CREATE_PER_PASS 256  /* runner jobs registered per environment and pass */
 #define MAX_REAP_PER_PASS 256
 #define MAX_CLAIMED_PER_PASS 64
 #define YOUNG_STARTING_MS 30000  /* a starting runner this young may not be in Nomad's list yet */
@@ -308,12 +308,14 @@ int pool_tick(struct pool *p, struct perr *e)
 		if (!es)
 			continue;
 		if (es->generation != st[i].generation) {
-			/* new or replaced environment: sweep, and refill in the next pass */
+			/* new or replaced environment: sweep the old generation first (what it destroys
+			 * is refilled in the next pass; a new environment has nothing to sweep) */
 			if (sweep(p, &st[i], now, &one) == 0)
 				es->generation = st[i].generation;
-			else
+			else {
 				rc = -1, *e = one;
-			continue;
+				continue;
+			}
 		}
 		if (now < es->backoff_until_ms)
 			continue;

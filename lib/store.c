@@ -29,8 +29,9 @@ enum script_id {
 #define LUA_NOW "local now = redis.call('TIME') local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) "
 
 static const char *const scripts[S_COUNT] = {
-	/* S_CLAIM. KEYS: env, pool, used, deadlines, claimed. ARGV: runner key prefix, timeout s.
-	 * claimed is a queue the refill daemon reads to mark the runner used in Nomad too.
+	/* S_CLAIM. KEYS: env, pool, used, deadlines, claimed, wake. ARGV: runner key prefix, timeout s.
+	 * claimed is a queue the refill daemon reads to mark the runner used in Nomad too; wake
+	 * holds at most one token that wakes the daemon to refill at once.
 	 * Ids whose hash is gone or not idle are stale leftovers and are dropped from the pool. */
 	[S_CLAIM] =
 	"if redis.call('EXISTS', KEYS[1]) == 0 then return {'noenv'} end "
@@ -47,6 +48,7 @@ static const char *const scripts[S_COUNT] = {
 	"    redis.call('HSET', rk, 'state', 'used', 'inactivityTimeout', string.format('%.0f', t), "
 	"               'claimedAt', string.format('%.0f', ms)) "
 	"    redis.call('RPUSH', KEYS[5], id) redis.call('LTRIM', KEYS[5], -100000, -1) "
+	"    redis.call('LPUSH', KEYS[6], '1') redis.call('LTRIM', KEYS[6], 0, 0) "
 	"    return {'ok', id, redis.call('HGETALL', rk), string.format('%.0f', dl)} "
 	"  end "
 	"end",
@@ -571,8 +573,10 @@ static int valid_runner_id(const char *id)
 int store_claim(struct store *s, long long env, long long inactivity_timeout, struct runner *out,
 		struct perr *e)
 {
-	char k_env[KEY_MAX], k_pool[KEY_MAX], k_used[KEY_MAX], k_dl[KEY_MAX], k_claimed[KEY_MAX], prefix[KEY_MAX], t[24];
+	char k_env[KEY_MAX], k_pool[KEY_MAX], k_used[KEY_MAX], k_dl[KEY_MAX], k_claimed[KEY_MAX], k_wake[KEY_MAX],
+		prefix[KEY_MAX], t[24];
 	key(s, k_claimed, "claimed", NULL);
+	key(s, k_wake, "wake", NULL);
 	env_key(s, k_env, "env", env);
 	env_key(s, k_pool, "pool", env);
 	env_key(s, k_used, "used", env);
@@ -583,9 +587,9 @@ int store_claim(struct store *s, long long env, long long inactivity_timeout, st
 	if (inactivity_timeout < -MAX_TIMEOUT_S)
 		inactivity_timeout = -MAX_TIMEOUT_S;
 	snprintf(t, sizeof t, "%lld", inactivity_timeout);
-	const char *keys[] = {k_env, k_pool, k_used, k_dl, k_claimed};
+	const char *keys[] = {k_env, k_pool, k_used, k_dl, k_claimed, k_wake};
 	const char *args[] = {prefix, t};
-	redisReply *r = run_script(s, S_CLAIM, 5, keys, 2, args, NULL, 0, e);
+	redisReply *r = run_script(s, S_CLAIM, 6, keys, 2, args, NULL, 0, e);
 	if (!r)
 		return -1;
 	int rc;
@@ -1008,4 +1012,36 @@ int store_exec_take(struct store *s, const char *exec_id, char **value, struct p
 {
 	/* GETDEL: atomic, and never retried (a second GETDEL would find nothing) */
 	return exec_read(s, "GETDEL", 0, exec_id, value, e);
+}
+
+/* ---- waking the refill daemon -------------------------------------------------------------- */
+
+int store_wake(struct store *s, struct perr *e)
+{
+	char k[KEY_MAX];
+	key(s, k, "wake", NULL);
+	const char *push[] = {"LPUSH", k, "1"}, *trim[] = {"LTRIM", k, "0", "0"};
+	redisReply *r = cmd(s, 1, e, 3, push, NULL);
+	if (!r)
+		return -1;
+	freeReplyObject(r);
+	r = cmd(s, 1, e, 4, trim, NULL);
+	freeReplyObject(r);
+	return r ? 0 : -1;
+}
+
+int store_wait_wake(struct store *s, int timeout_ms, struct perr *e)
+{
+	char k[KEY_MAX], t[24];
+	key(s, k, "wake", NULL);
+	if (timeout_ms >= s->timeout_ms)
+		timeout_ms = s->timeout_ms / 2; /* stay inside the connection's read timeout */
+	snprintf(t, sizeof t, "%.3f", timeout_ms / 1000.0);
+	const char *argv[] = {"BLPOP", k, t};
+	redisReply *r = cmd(s, 0, e, 3, argv, NULL);
+	if (!r)
+		return -1;
+	int woken = r->type == REDIS_REPLY_ARRAY;
+	freeReplyObject(r);
+	return woken;
 }

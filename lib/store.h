@@ -132,6 +132,11 @@ int store_exec_take(struct store *s, const char *exec_id, char **value, struct p
 
 /* ---- coordination --------------------------------------------------------------------- */
 
+/* Wakes the refill daemon (an environment changed; a claim does it by itself). */
+int store_wake(struct store *s, struct perr *e);
+/* Waits up to timeout_ms for a wake-up: 1 woken, 0 timed out, -1 error. */
+int store_wait_wake(struct store *s, int timeout_ms, struct perr *e);
+
 /* Takes or keeps the named lease for owner for ttl_ms. 1 when owner holds it, 0 when another
  * does. */
 int store_lease(struct store *s, const char *name, const char *owner, int ttl_ms, struct perr *e);

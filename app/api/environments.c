@@ -191,6 +191,7 @@ void h_env_put(struct api *a, struct http_req *r, const struct http_params *p)
 		api_fail(r, &e);
 		return;
 	}
+	store_wake(a->store, &e); /* the refill daemon starts on the pool at once */
 	char id[24], g[24];
 	log_info(created ? "environment created" : "environment replaced", "env", log_int(id, env.id), "generation",
 		 log_int(g, gen), "image", env.image);

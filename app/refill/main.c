@@ -209,8 +209,10 @@ int main(int argc, char **argv)
 				reconcile_now = 1; /* confirm, and publish, at once */
 			else if (rc < 0 && e.msg[0])
 				log_debug("refill pass incomplete", "error", e.msg);
-			/* when Nomad is down, try less often */
-			sleep_ms(h.nomad_down ? 1000 : cfg.refill.tickms);
+			/* when Nomad is down, try less often; otherwise wait for a claim or an environment
+			 * change to wake us, or the next tick */
+			if (h.nomad_down || store_wait_wake(lease_store, cfg.refill.tickms, &e) < 0)
+				sleep_ms(h.nomad_down ? 1000 : cfg.refill.tickms);
 		} else {
 			sleep_ms(1000);
 		}
