@@ -326,6 +326,7 @@ int nomad_jobs_list(struct nomad *n, const char *prefix, struct nomad_job_stub *
 		struct nomad_job_stub *st = &(*out)[(*count)++];
 		get_str(s, "ID", st->id, sizeof st->id);
 		get_str(s, "Status", st->status, sizeof st->status);
+		st->submit_time = get_int(s, "SubmitTime");
 	}
 	json_object_put(arr);
 	qsort(*out, *count, sizeof **out, cmp_stub);

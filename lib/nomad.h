@@ -50,7 +50,8 @@ const struct nomad_endpoint *nomad_get_endpoint(const struct nomad *n);
 
 struct nomad_job_stub {
 	char id[MODEL_RUNNER_ID_MAX];
-	char status[16]; /* pending, running, dead */
+	char status[16];       /* pending, running, dead */
+	long long submit_time; /* unix ns of the job's last registration */
 };
 
 /* PUT /v1/jobs {"Job": job}. The job object is not consumed. eval_id (may be NULL, >= 40 bytes)

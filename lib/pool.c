@@ -24,6 +24,7 @@
 #define MAX_REAP_PER_PASS 256
 #define MAX_CLAIMED_PER_PASS 64
 #define YOUNG_STARTING_MS 30000  /* a starting runner this young may not be in Nomad's list yet */
+#define YOUNG_TEMPLATE_MS 3000   /* a template this young may belong to a PUT still storing it */
 #define BACKOFF_MAX_MS 30000
 
 struct env_state {
@@ -468,8 +469,11 @@ static int recover_environment(struct pool *p, const struct snapshot *s, const c
 		return -1;
 	int rc = jobspec_environment_from_job(job, &env, e);
 	json_object_put(job);
-	if (rc < 0 || store_env_put(p->store, &env, &created, &gen, e) < 0)
+	/* only if still absent: a PUT that stored it meanwhile wins */
+	if (rc < 0 || store_env_put_if_absent(p->store, &env, &created, &gen, e) < 0)
 		return -1;
+	if (!created)
+		return 0;
 	char envs[24], prefix[32];
 	log_warn("environment recovered from its nomad template", "env", log_int(envs, env_id));
 	snprintf(prefix, sizeof prefix, "%lld-", env_id);
@@ -553,11 +557,12 @@ int pool_reconcile(struct pool *p, struct perr *e)
 	if (!recovered)
 		goto out;
 
-	/* templates: recover environments Redis lost, purge those of deleted ones */
+	/* templates: recover environments Redis lost, purge those of deleted ones. A template
+	 * registered moments ago is left alone: its PUT stores the environment after Nomad took it */
 	for (size_t i = 0; i < s.njobs; i++) {
 		long long id;
 		if (!nomad_is_template_job_id(s.jobs[i].id, &id) || strcmp(s.jobs[i].status, "dead") == 0 ||
-		    env_known(envs, nenvs, id))
+		    env_known(envs, nenvs, id) || now - s.jobs[i].submit_time / 1000000 < YOUNG_TEMPLATE_MS)
 			continue;
 		int tomb = store_env_tombstoned(p->store, id, e);
 		if (tomb < 0)
@@ -594,7 +599,16 @@ int pool_reconcile(struct pool *p, struct perr *e)
 			adopted_env |= recovered[k] == env;
 		if (adopted_env)
 			continue;
-		int known = env_known(envs, nenvs, env) ? store_runner_get(p->store, s.jobs[i].id, &r, e) : 0;
+		int known;
+		if (env_known(envs, nenvs, env)) {
+			known = store_runner_get(p->store, s.jobs[i].id, &r, e);
+		} else {
+			/* an environment Redis does not know: its runners are orphans unless its template
+			 * lives (it will be recovered, with them, once the template is old enough) */
+			char tmpl[48];
+			nomad_template_job_id(env, tmpl, sizeof tmpl);
+			known = find_job(&s, tmpl) && store_env_tombstoned(p->store, env, e) == 0;
+		}
 		if (known < 0)
 			goto out;
 		if (!known) {

@@ -95,13 +95,15 @@ static const char *const scripts[S_COUNT] = {
 	"  out[#out + 1] = f[2] or '0' "
 	"end "
 	"return out",
-	/* S_ENV_PUT. KEYS: env, envs, tombstone. ARGV: id, field, value, ... Returns {created,
-	 * generation}. */
+	/* S_ENV_PUT. KEYS: env, envs, tombstone. ARGV: id, mode ('always', or 'absent': leave an
+	 * existing one alone), field, value, ... Returns {created, generation}. */
 	[S_ENV_PUT] =
-	"redis.call('DEL', KEYS[3]) "
 	"local created = redis.call('EXISTS', KEYS[1]) == 0 "
+	"if ARGV[2] == 'absent' and not created then "
+	"  return {0, tonumber(redis.call('HGET', KEYS[1], 'generation') or '0')} end "
+	"redis.call('DEL', KEYS[3]) "
 	"local gen = redis.call('HINCRBY', KEYS[1], 'generation', 1) "
-	"redis.call('HSET', KEYS[1], unpack(ARGV, 2)) "
+	"redis.call('HSET', KEYS[1], unpack(ARGV, 3)) "
 	"redis.call('SADD', KEYS[2], ARGV[1]) "
 	"if created then return {1, gen} end return {0, gen}",
 	/* S_ENV_DEL. KEYS: env, envs, tombstone. ARGV: id, tombstone ttl ms. The tombstone keeps
@@ -365,8 +367,23 @@ int store_ping(struct store *s, struct perr *e)
 
 /* ---- environments ---------------------------------------------------------------------- */
 
+static int env_put(struct store *s, const struct environment *env, int only_if_absent, int *created,
+		   long long *generation, struct perr *e);
+
 int store_env_put(struct store *s, const struct environment *env, int *created, long long *generation,
 		  struct perr *e)
+{
+	return env_put(s, env, 0, created, generation, e);
+}
+
+int store_env_put_if_absent(struct store *s, const struct environment *env, int *created, long long *generation,
+			    struct perr *e)
+{
+	return env_put(s, env, 1, created, generation, e);
+}
+
+static int env_put(struct store *s, const struct environment *env, int only_if_absent, int *created,
+		   long long *generation, struct perr *e)
 {
 	char k_env[KEY_MAX], k_envs[KEY_MAX], k_tomb[KEY_MAX], id[24], pool[24], cpu[24], mem[24];
 	char *ports = model_ports_to_json(env);
@@ -380,10 +397,10 @@ int store_env_put(struct store *s, const struct environment *env, int *created, 
 	snprintf(cpu, sizeof cpu, "%llu", env->cpu_limit);
 	snprintf(mem, sizeof mem, "%llu", env->memory_limit);
 	const char *keys[] = {k_env, k_envs, k_tomb};
-	const char *args[] = {id, "id", id, "prewarmingPoolSize", pool, "cpuLimit", cpu, "memoryLimit", mem,
-			      "image", env->image, "networkAccess", env->network_access ? "true" : "false",
-			      "exposedPorts", ports};
-	redisReply *r = run_script(s, S_ENV_PUT, 3, keys, 15, args, NULL, 0, e);
+	const char *args[] = {id, only_if_absent ? "absent" : "always", "id", id, "prewarmingPoolSize", pool,
+			      "cpuLimit", cpu, "memoryLimit", mem, "image", env->image, "networkAccess",
+			      env->network_access ? "true" : "false", "exposedPorts", ports};
+	redisReply *r = run_script(s, S_ENV_PUT, 3, keys, 16, args, NULL, 0, e);
 	free(ports);
 	if (!r)
 		return -1;

@@ -39,6 +39,9 @@ int store_ping(struct store *s, struct perr *e);
  * replace increments the generation, so runners of the old definition can be told apart. */
 int store_env_put(struct store *s, const struct environment *env, int *created, long long *generation,
 		  struct perr *e);
+/* The same, but leaves an existing environment untouched (*created 0): recovery from Nomad. */
+int store_env_put_if_absent(struct store *s, const struct environment *env, int *created, long long *generation,
+			    struct perr *e);
 /* 1 and *out filled when it exists, 0 when not, -1 on error. */
 int store_env_get(struct store *s, long long id, struct environment *out, long long *generation,
 		  struct perr *e);
