@@ -139,8 +139,9 @@ void h_files_list(struct api *a, struct http_req *r, const struct http_params *p
 		ls_parser_finish(l.parser);
 	if (rc < 0) {
 		exec_failed(r, &e, "could not list files");
-	} else if (code != 0) {
-		/* FIL-19: we answer the spec's 424 for a path that does not exist (DIS-3) */
+	} else if (code != 0 && l.entries == 0) {
+		/* FIL-19: we answer the spec's 424 for a path that does not exist (DIS-3); an ls that
+		 * listed something and then complained (an unreadable link target, FIL-15) is a 200 */
 		perr_set(&e, PERR_FAILED_DEPENDENCY, "file not found or insufficient permissions");
 		api_fail(r, &e);
 	} else {
