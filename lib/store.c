@@ -29,10 +29,11 @@ enum script_id {
 #define LUA_NOW "local now = redis.call('TIME') local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) "
 
 static const char *const scripts[S_COUNT] = {
-	/* S_CLAIM. KEYS: env, pool, used, deadlines, claimed, wake. ARGV: runner key prefix, timeout s.
-	 * claimed is a queue the refill daemon reads to mark the runner used in Nomad too; wake
-	 * holds at most one token that wakes the daemon to refill at once.
-	 * Ids whose hash is gone or not idle are stale leftovers and are dropped from the pool. */
+	/* S_CLAIM. KEYS: env, pool, used, deadlines, claimed. ARGV: runner key prefix, timeout s.
+	 * claimed is a queue the refill daemon reads (and waits on) to mark the runner used in Nomad
+	 * and refill the pool at once. Ids whose hash is gone or not idle are stale leftovers and
+	 * are dropped from the pool. Returns what the answer needs, nothing more (this is the hot
+	 * path). */
 	[S_CLAIM] =
 	"if redis.call('EXISTS', KEYS[1]) == 0 then return {'noenv'} end "
 	"local t = tonumber(ARGV[2]) "
@@ -40,16 +41,16 @@ static const char *const scripts[S_COUNT] = {
 	"  local id = redis.call('LPOP', KEYS[2]) "
 	"  if not id then return {'empty'} end "
 	"  local rk = ARGV[1] .. id "
-	"  if redis.call('HGET', rk, 'state') == 'idle' then "
+	"  local f = redis.call('HMGET', rk, 'state', 'allocId', 'mappedPorts', 'generation') "
+	"  if f[1] == 'idle' then "
 	"    " LUA_NOW
 	"    redis.call('SADD', KEYS[3], id) "
 	"    local dl = 0 "
 	"    if t ~= 0 then dl = ms + t * 1000 redis.call('ZADD', KEYS[4], string.format('%.0f', dl), id) end "
 	"    redis.call('HSET', rk, 'state', 'used', 'inactivityTimeout', string.format('%.0f', t), "
 	"               'claimedAt', string.format('%.0f', ms)) "
-	"    redis.call('RPUSH', KEYS[5], id) redis.call('LTRIM', KEYS[5], -100000, -1) "
-	"    redis.call('LPUSH', KEYS[6], '1') redis.call('LTRIM', KEYS[6], 0, 0) "
-	"    return {'ok', id, redis.call('HGETALL', rk), string.format('%.0f', dl)} "
+	"    redis.call('RPUSH', KEYS[5], id) "
+	"    return {'ok', id, f[2] or '', f[3] or '', f[4] or '0', string.format('%.0f', dl)} "
 	"  end "
 	"end",
 	/* S_DESTROY. KEYS: runner, deadlines. ARGV: key prefix, runner id, required state or ''. */
@@ -242,7 +243,8 @@ static int connect_(struct store *s, struct perr *e)
 		return -1;
 	}
 	redisSetTimeout(s->c, tv);
-	redisEnableKeepAlive(s->c);
+	if (s->host[0] != '/')
+		redisEnableKeepAlive(s->c); /* TCP only: on a unix socket it fails and poisons the context */
 	if (s->password[0]) {
 		redisReply *r = redisCommand(s->c, "AUTH %s", s->password);
 		int ok = r && r->type != REDIS_REPLY_ERROR;
@@ -590,10 +592,8 @@ static int valid_runner_id(const char *id)
 int store_claim(struct store *s, long long env, long long inactivity_timeout, struct runner *out,
 		struct perr *e)
 {
-	char k_env[KEY_MAX], k_pool[KEY_MAX], k_used[KEY_MAX], k_dl[KEY_MAX], k_claimed[KEY_MAX], k_wake[KEY_MAX],
-		prefix[KEY_MAX], t[24];
+	char k_env[KEY_MAX], k_pool[KEY_MAX], k_used[KEY_MAX], k_dl[KEY_MAX], k_claimed[KEY_MAX], prefix[KEY_MAX], t[24];
 	key(s, k_claimed, "claimed", NULL);
-	key(s, k_wake, "wake", NULL);
 	env_key(s, k_env, "env", env);
 	env_key(s, k_pool, "pool", env);
 	env_key(s, k_used, "used", env);
@@ -604,21 +604,29 @@ int store_claim(struct store *s, long long env, long long inactivity_timeout, st
 	if (inactivity_timeout < -MAX_TIMEOUT_S)
 		inactivity_timeout = -MAX_TIMEOUT_S;
 	snprintf(t, sizeof t, "%lld", inactivity_timeout);
-	const char *keys[] = {k_env, k_pool, k_used, k_dl, k_claimed, k_wake};
+	const char *keys[] = {k_env, k_pool, k_used, k_dl, k_claimed};
 	const char *args[] = {prefix, t};
-	redisReply *r = run_script(s, S_CLAIM, 6, keys, 2, args, NULL, 0, e);
+	redisReply *r = run_script(s, S_CLAIM, 5, keys, 2, args, NULL, 0, e);
 	if (!r)
 		return -1;
-	int rc;
+	int rc = 0;
 	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_STRING)
 		rc = perr_set(e, PERR_STORE, "redis: unexpected reply to claim");
 	else if (strcmp(r->element[0]->str, "noenv") == 0)
 		rc = perr_set(e, PERR_NOT_FOUND, "execution environment not found");
 	else if (strcmp(r->element[0]->str, "empty") == 0)
 		rc = perr_set(e, PERR_NOMAD_OVERLOAD, "no runners available for this execution environment");
-	else if (r->elements == 4 && r->element[1]->type == REDIS_REPLY_STRING)
-		rc = runner_from_hash(r->element[2], r->element[1]->str, r->element[3]->str, out, e);
-	else
+	else if (r->elements == 6) {
+		memset(out, 0, sizeof *out);
+		snprintf(out->id, sizeof out->id, "%s", r->element[1]->str);
+		snprintf(out->alloc_id, sizeof out->alloc_id, "%s", r->element[2]->str);
+		snprintf(out->state, sizeof out->state, "used");
+		out->env = env;
+		out->generation = to_ll(r->element[4]->str);
+		out->inactivity_timeout = inactivity_timeout;
+		out->deadline_ms = to_ll(r->element[5]->str);
+		rc = model_mapped_ports_from_json(r->element[3]->str, out->ports, MODEL_MAX_PORTS, &out->nports, e);
+	} else
 		rc = perr_set(e, PERR_STORE, "redis: unexpected reply to claim");
 	freeReplyObject(r);
 	return rc;
@@ -1049,16 +1057,24 @@ int store_wake(struct store *s, struct perr *e)
 
 int store_wait_wake(struct store *s, int timeout_ms, struct perr *e)
 {
-	char k[KEY_MAX], t[24];
+	char k[KEY_MAX], kc[KEY_MAX], t[24];
 	key(s, k, "wake", NULL);
+	key(s, kc, "claimed", NULL);
 	if (timeout_ms >= s->timeout_ms)
 		timeout_ms = s->timeout_ms / 2; /* stay inside the connection's read timeout */
 	snprintf(t, sizeof t, "%.3f", timeout_ms / 1000.0);
-	const char *argv[] = {"BLPOP", k, t};
-	redisReply *r = cmd(s, 0, e, 3, argv, NULL);
+	/* an environment change leaves a token in wake; a claim queues its runner in claimed */
+	const char *argv[] = {"BLPOP", k, kc, t};
+	redisReply *r = cmd(s, 0, e, 4, argv, NULL);
 	if (!r)
 		return -1;
-	int woken = r->type == REDIS_REPLY_ARRAY;
+	int woken = r->type == REDIS_REPLY_ARRAY && r->elements == 2;
+	if (woken && strcmp(r->element[0]->str, kc) == 0) {
+		/* a claimed runner: put it back for the pass that marks claimed runners */
+		const char *back[] = {"LPUSH", kc, r->element[1]->str};
+		redisReply *b = cmd(s, 0, e, 3, back, NULL);
+		freeReplyObject(b);
+	}
 	freeReplyObject(r);
 	return woken;
 }

@@ -273,7 +273,10 @@ int h_redis_restart(struct h_redis *r)
 		h_stop(r->pid);
 	snprintf(port, sizeof port, "%d", r->port);
 	snprintf(logfile, sizeof logfile, "%s/redis-%d.log", h_tmpdir(), r->port);
-	char *argv[] = {"/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", port,
+	char sock[600];
+	snprintf(sock, sizeof sock, "%s/redis.sock", r->dir);
+	char *argv[] = {"/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", port, "--unixsocket", sock,
+			"--unixsocketperm", "700",
 			"--dir", r->dir, "--appendonly", "yes", "--save", "",
 			"--daemonize", "no", "--protected-mode", "yes", NULL};
 	r->pid = h_spawn(argv, NULL, logfile);

@@ -44,7 +44,7 @@ long long h_now_ms(void);
 struct h_redis {
 	int port;
 	pid_t pid;
-	char dir[512];
+	char dir[512]; /* its data dir; the unix socket is <dir>/redis.sock */
 };
 int h_redis_start(struct h_redis *r);
 /* Stops it if running and starts it again on the same port and data directory. */
