@@ -345,6 +345,20 @@ static redisReply *run_script(struct store *s, enum script_id id, int nkeys, con
 	return r;
 }
 
+/* Runs a script whose answer is an integer: 1 when it is 1, 0 otherwise, -1 on error. */
+static int run_flag(struct store *s, enum script_id id, int nkeys, const char **keys, int nargs, const char **args,
+		    int idempotent, struct perr *e)
+{
+	redisReply *r = run_script(s, id, nkeys, keys, nargs, args, NULL, idempotent, e);
+	if (!r)
+		return -1;
+	int yes = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	freeReplyObject(r);
+	return yes;
+}
+
+static int ids_from_reply(redisReply *r, char ***ids, size_t *n, struct perr *e);
+
 static void key(const struct store *s, char out[KEY_MAX], const char *kind, const char *id)
 {
 	snprintf(out, KEY_MAX, "%s%s%s%s", s->prefix, kind, id ? ":" : "", id ? id : "");
@@ -702,12 +716,8 @@ int store_runner_ready(struct store *s, const char *runner_id, const char *alloc
 	const char *keys[] = {k_runner};
 	const char *args[] = {s->prefix, runner_id, alloc_id ? alloc_id : "", node ? node : "", pj};
 	/* idempotent: the state check makes a second run a no-op */
-	redisReply *r = run_script(s, S_READY, 1, keys, 5, args, NULL, 1, e);
+	int moved = run_flag(s, S_READY, 1, keys, 5, args, 1, e);
 	free(pj);
-	if (!r)
-		return -1;
-	int moved = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-	freeReplyObject(r);
 	return moved;
 }
 
@@ -723,12 +733,9 @@ int store_expired_runners(struct store *s, size_t max, char ***ids, size_t *n, s
 	redisReply *r = run_script(s, S_EXPIRED, 1, keys, 1, args, NULL, 1, e);
 	if (!r)
 		return -1;
-	*ids = calloc(r->elements + 1, sizeof **ids);
-	for (size_t i = 0; *ids && i < r->elements; i++)
-		if (((*ids)[*n] = strdup(r->element[i]->str)))
-			(*n)++;
+	int rc = ids_from_reply(r, ids, n, e);
 	freeReplyObject(r);
-	return *ids ? 0 : perr_set(e, PERR_UNKNOWN, "out of memory");
+	return rc;
 }
 
 void store_free_ids(char **ids, size_t n)
@@ -835,12 +842,8 @@ int store_runner_adopt(struct store *s, long long env, long long generation, con
 	snprintf(t, sizeof t, "%lld", timeout > MAX_TIMEOUT_S ? MAX_TIMEOUT_S : timeout);
 	const char *keys[] = {k_runner, k_dl};
 	const char *args[] = {s->prefix, runner_id, envs, gen, state, alloc_id ? alloc_id : "", node ? node : "", pj, t};
-	redisReply *r = run_script(s, S_ADOPT, 2, keys, 9, args, NULL, 1, e);
+	int adopted = run_flag(s, S_ADOPT, 2, keys, 9, args, 1, e);
 	free(pj);
-	if (!r)
-		return -1;
-	int adopted = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-	freeReplyObject(r);
 	return adopted;
 }
 
@@ -860,12 +863,7 @@ int store_runner_set(struct store *s, const char *runner_id, struct perr *e, ...
 		return perr_set(e, PERR_UNKNOWN, "store_runner_set: fields and values must pair up");
 	key(s, k_runner, "runner", runner_id);
 	const char *keys[] = {k_runner};
-	redisReply *r = run_script(s, S_RUNNER_SET, 1, keys, nargs, args, NULL, 1, e);
-	if (!r)
-		return -1;
-	int set = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-	freeReplyObject(r);
-	return set;
+	return run_flag(s, S_RUNNER_SET, 1, keys, nargs, args, 1, e);
 }
 
 int store_pop_claimed(struct store *s, size_t max, char ***ids, size_t *n, struct perr *e)
@@ -893,12 +891,7 @@ int store_lease(struct store *s, const char *name, const char *owner, int ttl_ms
 	snprintf(ttl, sizeof ttl, "%d", ttl_ms);
 	const char *keys[] = {k};
 	const char *args[] = {owner, ttl, "hold"};
-	redisReply *r = run_script(s, S_LEASE, 1, keys, 3, args, NULL, 1, e);
-	if (!r)
-		return -1;
-	int held = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-	freeReplyObject(r);
-	return held;
+	return run_flag(s, S_LEASE, 1, keys, 3, args, 1, e);
 }
 
 void store_lease_release(struct store *s, const char *name, const char *owner)

@@ -43,6 +43,18 @@ int api_runner(struct api *a, struct http_req *r, const struct http_params *p, i
 	return 0;
 }
 
+/* Runs a command line in the runner (bash -c, no tty) to its end. A NULL line (a value too long
+ * or no memory) is an error without any exec. */
+static int run_in(struct api *a, const struct runner *run, const char *line, const struct nomad_exec_io *io,
+		  int timeout_ms, int *code, struct perr *e)
+{
+	if (!line)
+		return perr_set(e, PERR_UNKNOWN, "out of memory");
+	const char *argv[] = {"/bin/bash", "-c", line, NULL};
+	struct nomad_exec_opts o = {.alloc_id = run->alloc_id, .argv = argv};
+	return nomad_exec_run(nomad_get_endpoint(a->nomad), &o, io, timeout_ms, code, NULL, e);
+}
+
 /* Maps an exec failure to the API's error: Nomad unreachable keeps its code, the rest is UNKNOWN. */
 static void exec_failed(struct http_req *r, struct perr *e, const char *what)
 {
@@ -126,15 +138,12 @@ void h_files_list(struct api *a, struct http_req *r, const struct http_params *p
 	if (has == 0 || !path[0])
 		snprintf(path, sizeof path, "./");
 	char *line = cmd_list_files(path, query_bool(r, "recursive", 1), query_bool(r, "privilegedExecution", 0));
-	const char *argv[] = {"/bin/bash", "-c", line, NULL};
-	struct nomad_exec_opts o = {.alloc_id = run.alloc_id, .argv = argv};
 	struct listing l = {.r = r, .batch = json_object_new_array()};
 	l.parser = ls_parser_new(list_entry, &l);
 	struct nomad_exec_io io = {.on_stdout = list_output, .ud = &l};
 	int code = -1;
-	int rc = line && l.parser && l.batch
-			 ? nomad_exec_run(nomad_get_endpoint(a->nomad), &o, &io, LIST_TIMEOUT_MS, &code, NULL, &e)
-			 : perr_set(&e, PERR_UNKNOWN, "out of memory");
+	int rc = l.parser && l.batch ? run_in(a, &run, line, &io, LIST_TIMEOUT_MS, &code, &e)
+				     : perr_set(&e, PERR_UNKNOWN, "out of memory");
 	if (rc == 0)
 		ls_parser_finish(l.parser);
 	if (rc < 0) {
@@ -245,13 +254,10 @@ void h_files_raw(struct api *a, struct http_req *r, const struct http_params *p)
 		return;
 	}
 	char *line = cmd_download(path, query_bool(r, "privilegedExecution", 0));
-	const char *argv[] = {"/bin/bash", "-c", line, NULL};
-	struct nomad_exec_opts o = {.alloc_id = run.alloc_id, .argv = argv};
 	struct download d = {.r = r, .path = path};
 	struct nomad_exec_io io = {.on_stdout = download_output, .ud = &d};
 	int code = -1;
-	int rc = line ? nomad_exec_run(nomad_get_endpoint(a->nomad), &o, &io, DOWNLOAD_TIMEOUT_MS, &code, NULL, &e)
-		      : perr_set(&e, PERR_UNKNOWN, "out of memory");
+	int rc = run_in(a, &run, line, &io, DOWNLOAD_TIMEOUT_MS, &code, &e);
 	free(line);
 	if (d.started) {
 		if (rc < 0 || code != 0 || d.sent != d.size)
@@ -339,12 +345,9 @@ static int delete_via_stdin(struct api *a, const struct runner *run, const struc
 		c.nullen += strlen(c.nulpaths + c.nullen) + 1;
 	}
 	char *line = cmd_delete_stdin();
-	const char *argv[] = {"/bin/bash", "-c", line, NULL};
-	struct nomad_exec_opts o = {.alloc_id = run->alloc_id, .argv = argv};
 	struct nomad_exec_io io = {.read_stdin = delete_stdin, .ud = &c};
 	int code;
-	int rc = line ? nomad_exec_run(nomad_get_endpoint(a->nomad), &o, &io, COPY_TIMEOUT_MS, &code, NULL, e)
-		      : perr_set(e, PERR_UNKNOWN, "out of memory");
+	int rc = run_in(a, run, line, &io, COPY_TIMEOUT_MS, &code, e);
 	free(line);
 	free(c.nulpaths);
 	return rc; /* FIL-11: delete errors are not reported, only exec failures */
@@ -406,12 +409,9 @@ void h_files_patch(struct api *a, struct http_req *r, const struct http_params *
 	}
 	struct copy_io c = {0};
 	c.tar = tar_stream_new(f.copy, f.ncopy, &e);
-	const char *argv[] = {"/bin/bash", "-c", line, NULL};
-	struct nomad_exec_opts o = {.alloc_id = run.alloc_id, .argv = argv};
 	struct nomad_exec_io io = {.read_stdin = copy_stdin, .on_stdout = copy_stdout, .on_stderr = copy_stderr, .ud = &c};
 	int code = -1;
-	int rc = line && c.tar ? nomad_exec_run(nomad_get_endpoint(a->nomad), &o, &io, COPY_TIMEOUT_MS, &code, NULL, &e)
-			       : perr_set(&e, PERR_UNKNOWN, "out of memory");
+	int rc = c.tar ? run_in(a, &run, line, &io, COPY_TIMEOUT_MS, &code, &e) : -1;
 	tar_stream_free(c.tar);
 	free(line);
 	if (c.tar_failed) {
