@@ -134,3 +134,126 @@ char *cmd_delete_stdin(void)
 	adds(&b, PRELUDE "exec xargs --null --no-run-if-empty rm --recursive --force --");
 	return done(&b);
 }
+
+/* ---- interactive executions ---------------------------------------------------------------- */
+
+#define EXEC_TRAP_SIGNALS "HUP INT QUIT TERM"
+
+static int valid_var_name(const char *s)
+{
+	if (!s || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+			return 0;
+	return 1;
+}
+
+static int valid_env(const struct execution_request *x)
+{
+	for (size_t i = 0; i < x->nenv; i++)
+		if (!valid_var_name(x->env[i].name) || !x->env[i].value)
+			return 0;
+	return 1;
+}
+
+/* ' NAME=VALUE' quoted as one word, for each client variable, then CODEOCEAN=true. */
+static void add_assignments(struct sb *b, const struct execution_request *x, const char *sep)
+{
+	for (size_t i = 0; i < x->nenv; i++) {
+		size_t n = strlen(x->env[i].name) + strlen(x->env[i].value) + 2;
+		char *kv = malloc(n);
+		if (!kv) {
+			b->failed = 1;
+			return;
+		}
+		snprintf(kv, n, "%s=%s", x->env[i].name, x->env[i].value);
+		adds(b, sep);
+		add_quoted(b, kv);
+		free(kv);
+	}
+	adds(b, sep);
+	adds(b, "CODEOCEAN=true");
+}
+
+/* F=<fifo>; the trap; mkfifo; the open of direction redir ("2>" or "<"); the removal. */
+static void add_fifo_rendezvous(struct sb *b, const char *fifo, const char *script, const char *redir)
+{
+	adds(b, "F=");
+	add_quoted(b, fifo);
+	adds(b, "; trap 'rm -f \"$F\"");
+	if (script)
+		adds(b, " \"$S\"");
+	adds(b, "; exit 129' " EXEC_TRAP_SIGNALS "; mkfifo -m 600 \"$F\" 2>/dev/null; exec ");
+	adds(b, redir);
+	adds(b, "\"$F\"; rm -f \"$F\"; ");
+}
+
+char *cmd_exec_main(const struct execution_request *x, const char *fifo, const char *script)
+{
+	struct sb b = {0};
+	if (!x || !x->command || !valid_env(x))
+		return NULL;
+	if (script) {
+		adds(&b, "S=");
+		add_quoted(&b, script);
+		adds(&b, "; ");
+	}
+	if (fifo) {
+		add_fifo_rendezvous(&b, fifo, script, "2>");
+		adds(&b, "trap - " EXEC_TRAP_SIGNALS "; ");
+	}
+	adds(&b, PRELUDE);
+	if (script) {
+		/* the file is gone before the user's program runs; bash reads it through the open fd */
+		adds(&b, "exec 3<\"$S\" && rm -f \"$S\" && exec ");
+		if (!x->privileged)
+			adds(&b, SETUSER);
+		adds(&b, "/bin/bash /dev/fd/3");
+		return done(&b);
+	}
+	adds(&b, "exec ");
+	if (!x->privileged)
+		adds(&b, SETUSER);
+	adds(&b, "env");
+	add_assignments(&b, x, " ");
+	adds(&b, " /bin/bash -c ");
+	add_quoted(&b, x->command);
+	return done(&b);
+}
+
+char *cmd_exec_stderr(const char *fifo)
+{
+	struct sb b = {0};
+	if (!fifo)
+		return NULL;
+	add_fifo_rendezvous(&b, fifo, NULL, "<");
+	adds(&b, "exec cat");
+	return done(&b);
+}
+
+char *cmd_exec_script(const struct execution_request *x, size_t *len)
+{
+	struct sb b = {0};
+	if (!x || !x->command || !valid_env(x))
+		return NULL;
+	adds(&b, "exec 3<&-\n");
+	add_assignments(&b, x, "\nexport ");
+	adds(&b, "\n");
+	add(&b, x->command, x->command_len);
+	adds(&b, "\n");
+	char *s = done(&b);
+	if (s && len)
+		*len = b.len;
+	return s;
+}
+
+char *cmd_exec_write_script(const char *script)
+{
+	struct sb b = {0};
+	if (!script)
+		return NULL;
+	adds(&b, "umask 022; set -o noclobber; exec cat > ");
+	add_quoted(&b, script);
+	return done(&b);
+}

@@ -26,4 +26,30 @@ char *cmd_copy_files(char *const *deletes, size_t ndeletes);
 /* rm -rf of NUL-separated paths read from stdin (for delete lists too long for a command line). */
 char *cmd_delete_stdin(void);
 
+/* ---- interactive executions (poseidon-wsgate, docs/wsgate.md) ------------------------------
+ * The user's command runs as `/bin/bash -c <command>` under `/sbin/setuser user` unless
+ * privileged, after `unset ${!NOMAD_@}`, with the client's variables and then CODEOCEAN=true
+ * (which therefore wins) set by env, each NAME=VALUE single-quoted. With a FIFO path its stderr
+ * is split off: the main (tty) session and the reader session each try mkfifo, so whichever
+ * comes first creates it and neither polls; both opens block until the other end is there;
+ * then both remove the path, so nothing is left once the program runs. A HUP, INT, QUIT or TERM
+ * while a side still waits for the other removes the FIFO too (the gateway's 0x1C is a QUIT).
+ * A command line too long for Nomad's exec request goes through a script file instead: one
+ * non-tty exec writes it (cmd_exec_write_script, the content from cmd_exec_script on stdin), and
+ * the main session opens it on fd 3, removes it, and runs `bash /dev/fd/3` as the user. Every
+ * path given here is ours (built from an execution id); names must be shell variable names
+ * ([A-Za-z_][A-Za-z0-9_]*) or the builders return NULL. */
+#define CMD_EXEC_TMP_PREFIX "/tmp/poseidon-"
+/* The tty session. fifo NULL: stderr stays on the tty (server.interactivestderr false).
+ * script NULL: command and environment are in the line. */
+char *cmd_exec_main(const struct execution_request *x, const char *fifo, const char *script);
+/* The stderr session: copies the FIFO to its output until the program's side closes it. */
+char *cmd_exec_stderr(const char *fifo);
+/* The script file's content for x (*len set): closes fd 3, exports the variables, then the
+ * command. */
+char *cmd_exec_script(const struct execution_request *x, size_t *len);
+/* A non-tty, root session that writes its stdin to the script path (mode 0644, never over an
+ * existing file). */
+char *cmd_exec_write_script(const char *script);
+
 #endif
