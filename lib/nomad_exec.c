@@ -59,6 +59,7 @@ struct nomad_exec {
 	unsigned stdin_close_sent : 1;
 	unsigned want_ready : 1;
 	unsigned failed : 1; /* err/failure hold the first failure */
+	unsigned paused : 1; /* nomad_exec_pause_output */
 
 	int tty_height, tty_width;
 	int heartbeat_ms;
@@ -658,6 +659,8 @@ static int exec_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		if (x->cancelled)
 			return -1;
 		x->established = 1;
+		if (x->paused)
+			lws_rx_flow_control(wsi, 0);
 		lws_set_timer_usecs(wsi, (lws_usec_t)x->heartbeat_ms * 1000);
 		request_write(x);
 		return 0;
@@ -785,6 +788,15 @@ void nomad_exec_cancel(struct nomad_exec *x)
 	x->cancelled = 1;
 	if (x->wsi)
 		lws_set_timeout(x->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+void nomad_exec_pause_output(struct nomad_exec *x, int pause)
+{
+	if (!x || x->paused == !!pause)
+		return;
+	x->paused = !!pause;
+	if (x->wsi && x->established)
+		lws_rx_flow_control(x->wsi, !pause);
 }
 
 /* ---- synchronous mode ------------------------------------------------------------------------ */

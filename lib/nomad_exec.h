@@ -113,6 +113,11 @@ ssize_t nomad_exec_write_stdin(struct nomad_exec *x, const void *data, size_t le
 void nomad_exec_close_stdin(struct nomad_exec *x);
 /* Closes the connection: no callback follows but on_closed. Idempotent. */
 void nomad_exec_cancel(struct nomad_exec *x);
+/* Output back-pressure: with pause set the session stops reading Nomad's socket (lws rx flow
+ * control), so a program that writes faster than the caller can pass its output on blocks in
+ * its own write instead of growing our memory; clearing it resumes. A message already being
+ * delivered may still complete its callbacks. Heartbeats and stdin keep flowing. */
+void nomad_exec_pause_output(struct nomad_exec *x, int pause);
 
 /* The lws protocol the sessions are bound to (name "nomad-exec"). Callers do not need it: the
  * module's own vhost carries it. Listing it in another vhost is harmless; it ignores connections
