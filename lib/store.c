@@ -1071,3 +1071,93 @@ int store_wait_wake(struct store *s, int timeout_ms, struct perr *e)
 	freeReplyObject(r);
 	return woken;
 }
+
+/* ---- metrics ------------------------------------------------------------------------------- */
+
+/* Pipelined MULTI/HINCRBY.../EXEC: one round trip, atomic for readers. Not through cmd(): a batch
+ * that may have reached Redis is never sent again (the caller keeps it for its next flush). */
+int store_metrics_incr(struct store *s, const char *const *fields, const char *const *values, size_t n,
+		       struct perr *e)
+{
+	char k[KEY_MAX];
+	if (n == 0)
+		return 0;
+	key(s, k, "metrics", NULL);
+	if (!s->c && connect_(s, e) < 0)
+		return -1;
+	const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+	int ok = redisAppendCommandArgv(s->c, 1, multi, NULL) == REDIS_OK;
+	for (size_t i = 0; i < n && ok; i++) {
+		const char *argv[] = {strpbrk(values[i], ".eE") ? "HINCRBYFLOAT" : "HINCRBY", k, fields[i], values[i]};
+		ok = redisAppendCommandArgv(s->c, 4, argv, NULL) == REDIS_OK;
+	}
+	ok = ok && redisAppendCommandArgv(s->c, 1, exec, NULL) == REDIS_OK;
+	int rc = ok ? 0 : perr_set(e, PERR_UNKNOWN, "out of memory");
+	/* read every reply that was queued, so the connection stays in step */
+	for (size_t i = 0; ok && i < n + 2; i++) {
+		redisReply *r = NULL;
+		if (redisGetReply(s->c, (void **)&r) != REDIS_OK || !r) {
+			perr_set(e, PERR_STORE, "redis %s:%d: %s", s->host, s->port,
+				 s->c->errstr[0] ? s->c->errstr : "connection lost");
+			drop(s);
+			return -1;
+		}
+		if (rc == 0 && r->type == REDIS_REPLY_ERROR)
+			rc = perr_set(e, PERR_STORE, "redis: %s", r->str);
+		else if (rc == 0 && i == n + 1 && r->type != REDIS_REPLY_ARRAY)
+			rc = perr_set(e, PERR_STORE, "redis: metrics transaction was not executed");
+		freeReplyObject(r);
+	}
+	if (!ok)
+		drop(s); /* a half-queued pipeline: start over on a fresh connection */
+	return rc;
+}
+
+int store_metrics_read(struct store *s, char ***fields, char ***values, size_t *n, struct perr *e)
+{
+	char k[KEY_MAX];
+	*fields = *values = NULL;
+	*n = 0;
+	key(s, k, "metrics", NULL);
+	const char *argv[] = {"HGETALL", k};
+	redisReply *r = cmd(s, 1, e, 2, argv, NULL);
+	if (!r)
+		return -1;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
+		freeReplyObject(r);
+		return perr_set(e, PERR_STORE, "redis: unexpected reply to HGETALL of the metrics");
+	}
+	*fields = calloc(r->elements / 2 + 1, sizeof **fields);
+	*values = calloc(r->elements / 2 + 1, sizeof **values);
+	int rc = *fields && *values ? 0 : perr_set(e, PERR_UNKNOWN, "out of memory");
+	for (size_t i = 0; rc == 0 && i < r->elements; i += 2) {
+		if (r->element[i]->type != REDIS_REPLY_STRING || r->element[i + 1]->type != REDIS_REPLY_STRING)
+			continue;
+		(*fields)[*n] = strdup(r->element[i]->str);
+		(*values)[*n] = strdup(r->element[i + 1]->str);
+		if (!(*fields)[*n] || !(*values)[*n]) {
+			free((*fields)[*n]);
+			free((*values)[*n]);
+			rc = perr_set(e, PERR_UNKNOWN, "out of memory");
+			break;
+		}
+		(*n)++;
+	}
+	freeReplyObject(r);
+	if (rc < 0) {
+		store_metrics_free(*fields, *values, *n);
+		*fields = *values = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+void store_metrics_free(char **fields, char **values, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(fields ? fields[i] : NULL);
+		free(values ? values[i] : NULL);
+	}
+	free(fields);
+	free(values);
+}

@@ -149,4 +149,17 @@ int store_status_set(struct store *s, const char *name, const char *value, int t
 /* 1 and value when set, 0 when not. */
 int store_status_get(struct store *s, const char *name, char *value, size_t cap, struct perr *e);
 
+/* ---- metrics (lib/metrics names the fields; this is the one hash that holds them) ---------- */
+
+/* Adds values[i] to field fields[i] of the metrics hash, for i < n, atomically and in one round
+ * trip (MULTI, HINCRBY/HINCRBYFLOAT..., EXEC pipelined): a reader never sees half of it. A value
+ * with '.', 'e' or 'E' is added as a float (HINCRBYFLOAT), any other as an integer. Never retried:
+ * on -1 the increments may or may not have been applied (the reply was lost). */
+int store_metrics_incr(struct store *s, const char *const *fields, const char *const *values, size_t n,
+		       struct perr *e);
+/* Every field of the metrics hash: *fields and *values are malloc'd arrays of n malloc'd strings,
+ * free both with store_metrics_free. */
+int store_metrics_read(struct store *s, char ***fields, char ***values, size_t *n, struct perr *e);
+void store_metrics_free(char **fields, char **values, size_t n);
+
 #endif
