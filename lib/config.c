@@ -72,6 +72,15 @@ static const struct key keys[] = {
 	INT("refill.starttimeout", refill.starttimeout, 5, 86400, "300", "Seconds a new runner may take to run before it is replaced."),
 	INT("refill.tickms", refill.tickms, 10, 60000, "200", "Milliseconds between two refill passes."),
 	INT("reconcile.interval", reconcile.interval, 1, 86400, "30", "Seconds between full comparisons of Redis with Nomad."),
+	BOOL("metrics.public", metrics.public, "false", "Serve GET /metrics without the Poseidon-Token (for a Prometheus without credentials)."),
+	INT("metrics.flushms", metrics.flushms, 10, 60000, "1000", "Milliseconds between two additions of a process's figures to Redis (what /metrics may lag behind)."),
+	STR("influxdb.url", influxdb.url, "", "InfluxDB base URL; when set, poseidon-refill (the leader) pushes the metrics as line protocol."),
+	STR("influxdb.token", influxdb.token, "", "InfluxDB token, sent as `Authorization: Token ...`."),
+	STR("influxdb.organization", influxdb.organization, "", "InfluxDB 2 organization (with influxdb.bucket)."),
+	STR("influxdb.bucket", influxdb.bucket, "", "InfluxDB 2 bucket: writes go to /api/v2/write."),
+	STR("influxdb.database", influxdb.database, "", "InfluxDB 1 database, used when no bucket is set: writes go to /write."),
+	STR("influxdb.stage", influxdb.stage, "", "Value of the tag `stage` on every pushed point (empty: no tag)."),
+	INT("influxdb.interval", influxdb.interval, 1, 3600, "10", "Seconds between two pushes to InfluxDB."),
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -319,6 +328,7 @@ int config_apply_logging(const struct config *c, struct perr *e)
 	log_add_secret(c->server.token);
 	log_add_secret(c->nomad.token);
 	log_add_secret(c->redis.password);
+	log_add_secret(c->influxdb.token);
 	return 0;
 }
 

@@ -1,7 +1,7 @@
 /* config: the service configuration, one table for every key.
  *
- * Keys are the reference service's (server.*, nomad.*, logger.*, ...) plus our own redis.*,
- * wsgate.*, refill.* and limits. Sources, highest precedence first:
+ * Keys are the reference service's (server.*, nomad.*, logger.*, influxdb.*, ...) plus our own
+ * redis.*, wsgate.*, refill.*, metrics.* and limits. Sources, highest precedence first:
  *   1. environment variables POSEIDON_<SECTION>_<KEY> (upper case, '.' -> '_'),
  *   2. the YAML file given by `-config PATH`, else $POSEIDON_CONFIG, else ./configuration.yaml
  *      when it exists,
@@ -81,6 +81,19 @@ struct config {
 	struct {
 		int interval; /* seconds between full Redis/Nomad comparisons */
 	} reconcile;
+	struct {
+		int public;  /* GET /metrics answers without the Poseidon-Token */
+		int flushms; /* how often a process adds its figures to Redis */
+	} metrics;
+	struct {
+		char url[CONFIG_STR]; /* empty: no push */
+		char token[CONFIG_STR];
+		char organization[CONFIG_STR];
+		char bucket[CONFIG_STR];   /* InfluxDB 2 (with organization) */
+		char database[CONFIG_STR]; /* InfluxDB 1, when no bucket is set */
+		char stage[CONFIG_STR];    /* sent as the tag stage */
+		int interval;              /* seconds between pushes */
+	} influxdb;
 };
 
 /* Fills every field with its default. */
