@@ -16,6 +16,7 @@
 #include <uuid/uuid.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define BODY_MAX (256L * 1024 * 1024) /* a full allocation list of a big cluster fits */
 #define DEFAULT_TIMEOUT_MS 10000
@@ -143,8 +144,22 @@ static void make_url(const struct nomad *n, const char *path, char *out, size_t 
 	snprintf(out, cap, "%s/v1/%s%snamespace=%s", n->base, path, strchr(path, '?') ? "&" : "?", ns);
 }
 
-/* Classifies a finished transfer. Returns 0 on HTTP 200 with *body set (caller frees). */
+static int classify_(CURLcode rc, long status, struct buf *b, const char *what, struct perr *e);
+
+/* Classifies a finished transfer. Returns 0 on HTTP 200 with *body set (caller frees). Every
+ * failure but a 404 (callers read it as "no such job/allocation") is counted in the metrics. */
 static int classify(CURLcode rc, long status, struct buf *b, const char *what, struct perr *e)
+{
+	struct perr mine;
+	if (!e)
+		e = &mine;
+	int r = classify_(rc, status, b, what, e);
+	if (r < 0 && !(rc == CURLE_OK && status == 404))
+		metrics_nomad_error(e->kind);
+	return r;
+}
+
+static int classify_(CURLcode rc, long status, struct buf *b, const char *what, struct perr *e)
 {
 	if (rc != CURLE_OK) {
 		free(b->p);

@@ -17,6 +17,7 @@
 
 #include "jobspec.h"
 #include "log.h"
+#include "metrics.h"
 #include "nomad.h"
 #include "store.h"
 
@@ -338,6 +339,15 @@ int pool_tick(struct pool *p, struct perr *e)
 
 /* ---- events ----------------------------------------------------------------------------- */
 
+/* metrics: a runner registered at created_ms (Redis time) just became ready */
+static void note_ready(struct pool *p, long long env, long long created_ms)
+{
+	struct perr e;
+	long long now;
+	if (created_ms > 0 && store_time_ms(p->store, &now, &e) == 0)
+		metrics_runner_startup(env, (double)(now - created_ms) / 1000.0);
+}
+
 static int is_running(const struct nomad_alloc *a)
 {
 	return strcmp(a->client_status, "running") == 0 && strcmp(a->desired_status, "run") == 0;
@@ -360,6 +370,7 @@ static void on_alloc(struct pool *p, const struct nomad_alloc *a)
 		if (starting) {
 			if (store_runner_ready(p->store, a->job_id, a->id, a->node_id, a->ports, a->nports, &e) > 0) {
 				p->c.ready++;
+				note_ready(p, r.env, r.created_ms);
 				log_debug("runner ready", "runner", a->job_id, "alloc", a->id);
 			}
 		} else if (!current) {
@@ -526,6 +537,7 @@ static void check_runners(struct pool *p, const struct snapshot *s, long long en
 			if (a && is_running(a)) {
 				if (store_runner_ready(p->store, r->id, a->id, a->node_id, a->ports, a->nports, &e) > 0) {
 					p->c.ready++;
+					note_ready(p, r->env, r->created_ms);
 					log_info("runner ready (missed event)", "runner", r->id);
 				}
 			} else if (now - r->created_ms > (long long)p->cfg.refill.starttimeout * 1000) {

@@ -29,6 +29,8 @@ void api_dispatch(struct api *a, struct http_req *r);
 void h_health(struct api *a, struct http_req *r, const struct http_params *p);
 void h_version(struct api *a, struct http_req *r, const struct http_params *p);
 void h_statistics(struct api *a, struct http_req *r, const struct http_params *p);
+/* GET /metrics and /api/v1/metrics: Prometheus text (lib/metrics). */
+void h_metrics(struct api *a, struct http_req *r, const struct http_params *p);
 
 /* environments.c */
 void h_env_put(struct api *a, struct http_req *r, const struct http_params *p);

@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "files.h"
 #include "log.h"
+#include "metrics.h"
 #include "model.h"
 #include "nomad_exec.h"
 
@@ -259,6 +260,7 @@ void h_files_raw(struct api *a, struct http_req *r, const struct http_params *p)
 	int code = -1;
 	int rc = run_in(a, &run, line, &io, DOWNLOAD_TIMEOUT_MS, &code, &e);
 	free(line);
+	metrics_file_bytes(0, d.sent); /* metrics: bytes that went out */
 	if (d.started) {
 		if (rc < 0 || code != 0 || d.sent != d.size)
 			log_warn("download ended early", "runner", run.id, "path", path, "error", rc < 0 ? e.msg : "");
@@ -429,6 +431,10 @@ void h_files_patch(struct api *a, struct http_req *r, const struct http_params *
 		goto fail;
 	}
 	char n[24];
+	unsigned long long bytes = 0;
+	for (size_t i = 0; i < f.ncopy; i++)
+		bytes += f.copy[i].len;
+	metrics_file_bytes(1, bytes); /* metrics: content copied into the runner */
 	log_debug("files copied", "runner", run.id, "files", log_int(n, (long long)f.ncopy));
 	model_files_free(&f);
 	http_respond_empty(r, 204);

@@ -5,7 +5,9 @@
  * A worker serves one request at a time with FCGX_Accept_r and keeps nothing between requests:
  * environments, runners and deadlines live in Redis (lib/store), jobs in Nomad. So any number
  * of workers, on any number of machines, may serve the same Redis, and killing one at any
- * moment loses nothing but its in-flight request.
+ * moment loses nothing but its in-flight request. The one exception is its metrics: a helper
+ * thread (lib/metrics, all signals blocked) adds them to Redis every metrics.flushms, so a
+ * SIGKILL loses at most that much of them; SIGTERM sends the rest before exiting.
  * Signals: SIGTERM/SIGINT finish the request in progress, then exit 0. SIGPIPE is ignored (a
  * client that went away is the web server's business).
  * Start-up: configuration errors are fatal (exit 2) with a log line naming the key; Redis being
@@ -21,6 +23,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "metrics.h"
 
 static volatile sig_atomic_t stopping;
 
@@ -99,6 +102,9 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* metrics: this worker's figures reach Redis from a thread, never from a request */
+	if (metrics_flusher_start(&a.cfg, NULL) < 0)
+		log_warn("metrics flusher did not start; this worker's figures stay local");
 	FCGX_Request fcgi;
 	FCGX_InitRequest(&fcgi, sock, 0);
 	log_debug("worker ready");
@@ -112,6 +118,7 @@ int main(int argc, char **argv)
 		FCGX_Finish_r(&fcgi);
 	}
 	FCGX_Free(&fcgi, 1);
+	metrics_flusher_stop(); /* sends what is left */
 	store_close(a.store);
 	nomad_close(a.nomad);
 	json_object_put(a.tmpl);

@@ -11,8 +11,10 @@
 
 #include "api.h"
 #include "log.h"
+#include "metrics.h"
 
 #define ROUTE_PUBLIC 1u
+#define ROUTE_METRICS 2u /* public when metrics.public is set */
 
 static const struct route {
 	const char *method;
@@ -33,6 +35,8 @@ static const struct route {
 	{"PATCH", "/api/v1/runners/{runnerId}/files", h_files_patch, 0},
 	{"GET", "/api/v1/runners/{runnerId}/files/raw", h_files_raw, 0},
 	{"POST", "/api/v1/runners/{runnerId}/execute", h_execute, 0},
+	{"GET", "/metrics", h_metrics, ROUTE_METRICS},
+	{"GET", "/api/v1/metrics", h_metrics, ROUTE_METRICS},
 };
 
 static long long now_us(void)
@@ -70,19 +74,21 @@ void api_dispatch(struct api *a, struct http_req *r)
 {
 	const struct route *found = NULL;
 	struct http_params params;
-	int path_known = 0;
+	const char *path_known = NULL; /* the pattern, for the metrics */
 	long long t0 = now_us();
 
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0] && !found; i++) {
 		if (!http_match(routes[i].pattern, r->path, &params))
 			continue;
-		path_known = 1;
+		path_known = routes[i].pattern;
 		if (strcmp(routes[i].method, r->method) == 0)
 			found = &routes[i];
 	}
+	int public = found && ((found->flags & ROUTE_PUBLIC) ||
+			       ((found->flags & ROUTE_METRICS) && a->cfg.metrics.public));
 	if (!found) {
 		http_respond_empty(r, path_known ? 405 : 404);
-	} else if (!(found->flags & ROUTE_PUBLIC) && a->cfg.server.token[0] &&
+	} else if (!public && a->cfg.server.token[0] &&
 		   !http_token_equal(http_header(r, "Poseidon-Token"), a->cfg.server.token)) {
 		log_info("request without valid token", "method", r->method, "path", r->path,
 			 "remote", http_param(r, "REMOTE_ADDR"));
@@ -95,9 +101,11 @@ void api_dispatch(struct api *a, struct http_req *r)
 			api_fail(r, &e);
 		}
 	}
+	long long us = now_us() - t0;
+	metrics_request(r->method, path_known, r->status, (double)us / 1e6); /* metrics: no I/O */
 	if (log_get_level() == LOG_LEVEL_DEBUG) {
-		char st[24], us[24];
+		char st[24], uss[24];
 		log_debug("request", "method", r->method, "path", r->path, "status", log_int(st, r->status),
-			  "us", log_int(us, now_us() - t0));
+			  "us", log_int(uss, us));
 	}
 }

@@ -4,6 +4,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "metrics.h"
 #include "model.h"
 
 /* RUN-1..4, RUN-12: 200 {"runnerId","mappedPorts"}, 404 unknown environment, 500
@@ -20,9 +21,12 @@ void h_runner_claim(struct api *a, struct http_req *r, const struct http_params 
 	    store_claim(a->store, req.environment_id, req.inactivity_timeout, &run, &e) < 0) {
 		if (e.kind == PERR_NOT_FOUND)
 			perr_wrap(&e, "nomad wrapped");
+		if (e.kind == PERR_NOMAD_OVERLOAD)
+			metrics_claim(req.environment_id, 0); /* metrics: empty pool */
 		api_fail(r, &e);
 		return;
 	}
+	metrics_claim(req.environment_id, 1); /* metrics */
 	char *body = model_render_runner(run.id, run.ports, (size_t)run.nports);
 	http_respond_json(r, 200, body);
 	free(body);

@@ -9,6 +9,8 @@
  *     may have been missed meanwhile;
  *   - events: follows Nomad's event stream (lib/nomad_events) from the last index seen,
  *     reconnecting with backoff, and applies every event (pool_on_event).
+ * Every instance also runs lib/metrics' flusher thread: it adds this daemon's figures to Redis
+ * and, while this instance leads and influxdb.url is set, pushes all figures to InfluxDB.
  * Nomad trouble is logged once per change of state and published in Redis (status "nomad") so
  * that /health can report it; everything resumes by itself when Nomad is back.
  * Signals: SIGTERM/SIGINT stop both threads after the current step and release the lease, so a
@@ -26,6 +28,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "nomad_events.h"
 #include "pool.h"
 #include "store.h"
@@ -87,6 +90,9 @@ static void note_nomad(struct health *h, const struct perr *e)
 	h->nomad_down = down;
 }
 
+/* metrics: only the leader pushes to InfluxDB */
+static int is_leading(void) { return leading && !stopping; }
+
 static int events_should_stop(void *ud)
 {
 	(void)ud;
@@ -121,6 +127,7 @@ static void *event_thread(void *arg)
 		int rc = nomad_events_follow(&ep, &o, pool_on_event, p, &last, &e);
 		if (rc == 0 || stopping || !leading)
 			break;
+		metrics_event_stream_reconnect(); /* metrics */
 		if (now_ms() - started > 10000)
 			backoff = 250, failing = 0; /* it ran for a while: a fresh failure */
 		if (!failing++)
@@ -164,6 +171,10 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* metrics: the figures counted here (Nomad errors, startup times, reconnects) reach Redis
+	 * from a thread; it also pushes to InfluxDB (influxdb.url) while this instance leads */
+	if (metrics_flusher_start(&cfg, is_leading) < 0)
+		log_warn("metrics flusher did not start; this daemon's figures stay local");
 	struct health h = {.store = lease_store};
 	pthread_t events;
 	int events_running = 0, redis_down = 0;
@@ -221,6 +232,7 @@ int main(int argc, char **argv)
 	if (events_running)
 		pthread_join(events, NULL);
 	store_lease_release(lease_store, LEASE_NAME, owner);
+	metrics_flusher_stop();
 	struct pool_counters c;
 	pool_get_counters(p, &c);
 	char created[24], destroyed[24];
