@@ -114,8 +114,10 @@ int nomad_event_parser_feed(struct nomad_event_parser *p, const char *data, size
 		total += dispatch(p, o, last_index, stop);
 		json_object_put(o);
 		json_tokener_reset(p->tok);
-		if (used == 0 || used > len)
+		if (used > len)
 			break;
+		/* a bare number ends at the byte after it without consuming it: when that byte opened
+		 * this chunk, used is 0 and the reset tokener starts again at the same byte */
 		data += used;
 		len -= used;
 	}

@@ -172,6 +172,35 @@ static void test_event_stream_garbage_ends_it(void **state)
 	nomad_event_parser_free(p);
 }
 
+/* Found by fuzzing (tests/fuzz/fuzz_nomad_events.c): a bare number ends only at the byte after
+ * it, so when that byte ('{' here) opened the next chunk the parser consumed nothing of the chunk
+ * and threw the rest of it away, events included. Split or whole, the same bytes give the same
+ * events. */
+static void test_event_stream_split_after_a_bare_value_loses_nothing(void **state)
+{
+	(void)state;
+	static const char line[] = "{\"Index\":9,\"Events\":[{\"Topic\":\"Job\",\"Type\":\"JobDeregistered\","
+				   "\"Key\":\"3-x\"}]}\n";
+	struct perr e;
+	struct seen s = {0};
+	long long last = 0;
+	int stop = 0;
+	struct nomad_event_parser *p = nomad_event_parser_new(on_event, &s);
+	assert_int_equal(nomad_event_parser_feed(p, "7", 1, &last, &stop, &e), 0);
+	assert_int_equal(nomad_event_parser_feed(p, line, sizeof line - 1, &last, &stop, &e), 1);
+	nomad_event_parser_free(p);
+	assert_int_equal(s.dereg, 1);
+	assert_int_equal(last, 9);
+	/* a byte that cannot follow the value is an error whether it came with it or after it */
+	p = nomad_event_parser_new(on_event, &s);
+	assert_int_equal(nomad_event_parser_feed(p, "1", 1, &last, &stop, &e), 0);
+	assert_int_equal(nomad_event_parser_feed(p, "}\n", 2, &last, &stop, &e), -1);
+	nomad_event_parser_free(p);
+	p = nomad_event_parser_new(on_event, &s);
+	assert_int_equal(nomad_event_parser_feed(p, "1}\n", 3, &last, &stop, &e), -1);
+	nomad_event_parser_free(p);
+}
+
 static void test_naming(void **state)
 {
 	(void)state;
@@ -205,6 +234,7 @@ int main(void)
 		cmocka_unit_test(test_allocation_lists),
 		cmocka_unit_test(test_event_stream_whole_and_split_everywhere),
 		cmocka_unit_test(test_event_stream_garbage_ends_it),
+		cmocka_unit_test(test_event_stream_split_after_a_bare_value_loses_nothing),
 		cmocka_unit_test(test_naming),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
