@@ -585,6 +585,9 @@ static void test_purge_ends_processes_and_emits_events(void **state)
 	assert_int_equal(h_nomad_register(&n, body, NULL), 200);
 	free(body);
 	assert_int_equal(h_nomad_wait_running(&n, "10-purge", alloc, TIMEOUT_MS), 0);
+	/* the task's process shows up right around its "running" (a loaded machine may lag) */
+	for (int i = 0; i < 40 && !process_running("sleep 86400.4242"); i++)
+		h_sleep_ms(50);
 	assert_true(process_running("sleep 86400.4242"));
 	assert_int_equal(h_stream_open(&s, n.port, "/v1/event/stream?topic=Job&topic=Evaluation&topic=Allocation", NULL), 200);
 	h_sleep_ms(100);
@@ -601,6 +604,8 @@ static void test_purge_ends_processes_and_emits_events(void **state)
 	e = next_event(&s, "Allocation", "AllocationUpdated", TIMEOUT_MS);
 	assert_string_equal(str(payload(e, "Allocation"), "ClientStatus"), "complete");
 	json_object_put(e);
+	for (int i = 0; i < 40 && process_running("sleep 86400.4242"); i++)
+		h_sleep_ms(50);
 	assert_false(process_running("sleep 86400.4242"));
 	r = req(&n, "GET", "/v1/job/10-purge", NULL);
 	assert_int_equal(r.status, 404);
