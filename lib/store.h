@@ -2,7 +2,8 @@
  *
  * Only this module knows key names (DESIGN.md section 2, under a configurable prefix):
  *   env:<id> hash, envs set, pool:<env> list of ready runner ids, starting:<env> set,
- *   used:<env> set, runner:<id> hash, deadlines sorted set (ms since epoch), exec:<id> string.
+ *   used:<env> set, runner:<id> hash, deadlines sorted set (ms since epoch), exec:<id> string,
+ *   metrics hash (its fields are named by lib/metrics).
  * Invariant: a runner id is in exactly one of pool:<env>, starting:<env>, used:<env>, and has a
  * runner:<id> hash while it is in any of them. Claim, destroy and lookups are Lua scripts, so
  * each is one atomic round trip: a process that dies before or after one can neither lose nor
