@@ -56,10 +56,11 @@ static int run_in(struct api *a, const struct runner *run, const char *line, con
 	return nomad_exec_run(nomad_get_endpoint(a->nomad), &o, io, timeout_ms, code, NULL, e);
 }
 
-/* Maps an exec failure to the API's error: Nomad unreachable keeps its code, the rest is UNKNOWN. */
+/* Maps an exec failure to the API's error: Nomad unreachable keeps its code, a request the exec
+ * could not carry (a path too long for its request line) is the client's 400, the rest UNKNOWN. */
 static void exec_failed(struct http_req *r, struct perr *e, const char *what)
 {
-	if (e->kind != PERR_NOMAD_UNREACHABLE)
+	if (e->kind != PERR_NOMAD_UNREACHABLE && e->kind != PERR_BAD_REQUEST)
 		e->kind = PERR_UNKNOWN;
 	perr_wrap(e, what);
 	api_fail(r, e);
