@@ -569,15 +569,14 @@ static const char setuser_script[] =
 	"# phusion/baseimage's setuser: sets HOME, USER and LOGNAME, drops to the user's uid and gid).\n"
 	"if [ $# -lt 2 ]; then echo \"Usage: setuser USERNAME COMMAND [args..]\" >&2; exit 1; fi\n"
 	"u=\"$1\"; shift\n"
-	"# /etc/passwd is read on fd 3, so that COMMAND keeps the caller's stdin (a tty, say)\n"
-	"while IFS=: read -r name pw uid gid gecos home shell <&3; do\n"
-	"  if [ \"$name\" = \"$u\" ]; then\n"
-	"    export HOME=\"$home\" USER=\"$u\" LOGNAME=\"$u\"\n"
-	"    exec setpriv --reuid=\"$uid\" --regid=\"$gid\" --clear-groups -- \"$@\" 3<&-\n"
-	"  fi\n"
-	"done 3< /etc/passwd\n"
-	"echo \"setuser: user $u not found\" >&2\n"
-	"exit 1\n";
+	"# the loop only finds the entry: COMMAND runs after it, with the caller's stdin and fds\n"
+	"found=\n"
+	"while IFS=: read -r name pw uid gid gecos home shell; do\n"
+	"  if [ \"$name\" = \"$u\" ]; then found=1; break; fi\n"
+	"done < /etc/passwd\n"
+	"if [ -z \"$found\" ]; then echo \"setuser: user $u not found\" >&2; exit 1; fi\n"
+	"export HOME=\"$home\" USER=\"$u\" LOGNAME=\"$u\"\n"
+	"exec setpriv --reuid=\"$uid\" --regid=\"$gid\" --clear-groups -- \"$@\"\n";
 
 int sandbox_init(const char *sdir, const char *idir)
 {
