@@ -143,6 +143,21 @@ static void destroy_runner(struct pool *p, const char *id, const char *why)
 	queue_purge(p, id);
 }
 
+/* destroy_runner, but only while the runner is still in state: an idle runner listed a moment
+ * ago may have been claimed since, and then it belongs to its user (trim, poseidon-admin drain). */
+static void destroy_runner_in_state(struct pool *p, const char *id, const char *state, const char *why)
+{
+	struct perr e;
+	int existed = store_destroy_in_state(p->store, id, state, NULL, &e);
+	if (existed < 0)
+		log_warn("could not remove runner from redis", "runner", id, "error", e.msg);
+	if (existed <= 0)
+		return;
+	p->c.destroyed++;
+	log_info("runner destroyed", "runner", id, "reason", why);
+	queue_purge(p, id);
+}
+
 /* ---- refill ----------------------------------------------------------------------------- */
 
 static void backoff(struct pool *p, struct env_state *es, long long now)
@@ -247,7 +262,7 @@ static int trim(struct pool *p, const struct env_stats *st, struct perr *e)
 	for (int pass = 0; pass < 2; pass++) /* starting ones first, then idle */
 		for (size_t i = n; i-- > 0 && excess > 0;)
 			if (strcmp(rs[i].state, pass == 0 ? "starting" : "idle") == 0) {
-				destroy_runner(p, rs[i].id, "pool is larger than its size");
+				destroy_runner_in_state(p, rs[i].id, rs[i].state, "pool is larger than its size");
 				excess--;
 			}
 	free(rs);

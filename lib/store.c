@@ -1161,3 +1161,119 @@ void store_metrics_free(char **fields, char **values, size_t n)
 	free(fields);
 	free(values);
 }
+
+/* ---- operator requests (poseidon-admin) ---------------------------------------------------- */
+
+/* Rare operator commands: their scripts are sent with EVAL (no SHA cache needed). */
+static const char set_pool_size_lua[] =
+	"if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end "
+	"local old = redis.call('HGET', KEYS[1], 'prewarmingPoolSize') "
+	"redis.call('HSET', KEYS[1], 'prewarmingPoolSize', ARGV[1]) "
+	"return tonumber(old or '0')";
+
+long long store_env_set_pool_size(struct store *s, long long id, unsigned long long size, struct perr *e)
+{
+	char k_env[KEY_MAX], v[24];
+	env_key(s, k_env, "env", id);
+	snprintf(v, sizeof v, "%llu", size);
+	const char *argv[] = {"EVAL", set_pool_size_lua, "1", k_env, v};
+	redisReply *r = cmd(s, 1, e, 5, argv, NULL); /* idempotent: setting the same size twice */
+	if (!r)
+		return -1;
+	long long old = r->type == REDIS_REPLY_INTEGER ? r->integer : -2;
+	freeReplyObject(r);
+	if (old == -1)
+		return perr_set(e, PERR_NOT_FOUND, "execution environment not found");
+	if (old < 0)
+		return perr_set(e, PERR_STORE, "redis: unexpected reply to pool size update");
+	struct perr we;
+	store_wake(s, &we); /* the refill daemon trims or fills now, not at its next tick */
+	return old;
+}
+
+int store_destroy_in_state(struct store *s, const char *runner_id, const char *state, struct runner *out,
+			   struct perr *e)
+{
+	char k_runner[KEY_MAX], k_dl[KEY_MAX];
+	if (!valid_runner_id(runner_id) || !state || !*state)
+		return 0;
+	key(s, k_runner, "runner", runner_id);
+	key(s, k_dl, "deadlines", NULL);
+	const char *keys[] = {k_runner, k_dl};
+	const char *args[] = {s->prefix, runner_id, state};
+	redisReply *r = run_script(s, S_DESTROY, 2, keys, 3, args, NULL, 1, e);
+	if (!r)
+		return -1;
+	int existed = r->type == REDIS_REPLY_ARRAY && r->elements > 0;
+	int rc = existed && out ? runner_from_hash(r, runner_id, "0", out, e) : 0;
+	freeReplyObject(r);
+	return rc < 0 ? -1 : existed;
+}
+
+/* GET of one key into out: 1 found, 0 absent. */
+static int get_string(struct store *s, const char *k, char *out, size_t cap, struct perr *e)
+{
+	const char *argv[] = {"GET", k};
+	redisReply *r = cmd(s, 1, e, 2, argv, NULL);
+	if (!r)
+		return -1;
+	int found = r->type == REDIS_REPLY_STRING;
+	snprintf(out, cap, "%s", found ? r->str : "");
+	freeReplyObject(r);
+	return found;
+}
+
+int store_lease_holder(struct store *s, const char *name, char *owner, size_t cap, struct perr *e)
+{
+	char k[KEY_MAX];
+	key(s, k, "lease", name);
+	return get_string(s, k, owner, cap, e);
+}
+
+int store_reconcile_request(struct store *s, const char *token, int ttl_ms, struct perr *e)
+{
+	char k[KEY_MAX], ttl[24];
+	key(s, k, "reconcile", NULL);
+	snprintf(ttl, sizeof ttl, "%d", ttl_ms);
+	const char *argv[] = {"SET", k, token, "PX", ttl};
+	redisReply *r = cmd(s, 1, e, 5, argv, NULL);
+	if (!r)
+		return -1;
+	freeReplyObject(r);
+	return store_wake(s, e);
+}
+
+int store_reconcile_take(struct store *s, char *token, size_t cap, struct perr *e)
+{
+	char k[KEY_MAX];
+	key(s, k, "reconcile", NULL);
+	const char *argv[] = {"GETDEL", k};
+	/* not retried: a lost reply loses the request, and the asker times out and says so */
+	redisReply *r = cmd(s, 0, e, 2, argv, NULL);
+	if (!r)
+		return -1;
+	int found = r->type == REDIS_REPLY_STRING;
+	snprintf(token, cap, "%s", found ? r->str : "");
+	freeReplyObject(r);
+	return found;
+}
+
+int store_reconcile_done(struct store *s, const char *token, const char *error, int ttl_ms, struct perr *e)
+{
+	char v[PERR_MSG_MAX + 160];
+	snprintf(v, sizeof v, "%s %s%s", token, error ? "failed: " : "ok", error ? error : "");
+	return store_status_set(s, "reconcile", v, ttl_ms, e);
+}
+
+int store_reconcile_result(struct store *s, const char *token, char *out, size_t cap, struct perr *e)
+{
+	char v[PERR_MSG_MAX + 160];
+	size_t n = strlen(token);
+	int found = store_status_get(s, "reconcile", v, sizeof v, e);
+	if (found <= 0)
+		return found;
+	if (strncmp(v, token, n) != 0 || v[n] != ' ')
+		return 0; /* the answer to someone else's request */
+	snprintf(out, cap, "%s", v + n + 1);
+	return 1;
+}

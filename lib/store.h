@@ -163,4 +163,29 @@ int store_metrics_incr(struct store *s, const char *const *fields, const char *c
 int store_metrics_read(struct store *s, char ***fields, char ***values, size_t *n, struct perr *e);
 void store_metrics_free(char **fields, char **values, size_t n);
 
+/* ---- operator requests (poseidon-admin; see docs/operations.md) ---------------------------- */
+
+/* Sets env:<id>'s prewarmingPoolSize without touching its generation, so no runner is replaced:
+ * the refill daemon fills up to, or trims down to, the new size (drain = size 0). Returns the old
+ * size, or -1 with e set; PERR_NOT_FOUND when the environment does not exist. Wakes the refill
+ * daemon. The template job's Meta is the caller's business (lib/store knows no Nomad). */
+long long store_env_set_pool_size(struct store *s, long long id, unsigned long long size, struct perr *e);
+/* store_destroy, but only while the runner is in state ("idle", "starting" or "used"): an idle
+ * runner that a claim took meanwhile is left to its user. 1 destroyed, 0 gone or in another state. */
+int store_destroy_in_state(struct store *s, const char *runner_id, const char *state, struct runner *out,
+			   struct perr *e);
+/* The owner of the named lease (store_lease): 1 and owner, 0 when nobody holds it. */
+int store_lease_holder(struct store *s, const char *name, char *owner, size_t cap, struct perr *e);
+/* Asks the refill leader for a reconcile now: leaves token in the key reconcile (ttl_ms) and wakes
+ * the daemon. The leader takes it (store_reconcile_take), reconciles and answers with
+ * store_reconcile_done, which the asker reads with store_reconcile_result. */
+int store_reconcile_request(struct store *s, const char *token, int ttl_ms, struct perr *e);
+/* Takes a pending request (GETDEL): 1 and its token, 0 when none. */
+int store_reconcile_take(struct store *s, char *token, size_t cap, struct perr *e);
+/* Publishes the outcome for token in status:reconcile ("<token> ok" or "<token> failed: <error>"),
+ * for ttl_ms. */
+int store_reconcile_done(struct store *s, const char *token, const char *error, int ttl_ms, struct perr *e);
+/* 1 and the outcome (after "<token> ") when the answer to token is there, 0 when not (yet). */
+int store_reconcile_result(struct store *s, const char *token, char *out, size_t cap, struct perr *e);
+
 #endif
