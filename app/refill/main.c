@@ -15,6 +15,9 @@
  * that /health can report it; everything resumes by itself when Nomad is back.
  * Signals: SIGTERM/SIGINT stop both threads after the current step and release the lease, so a
  * standby takes over at once. Restarting loses nothing: all state is in Redis and Nomad.
+ * Under systemd (Type=notify, deploy/systemd) it sends READY=1 after start-up, WATCHDOG=1 from
+ * the main loop and STOPPING=1 on SIGTERM (lib/sdnotify; marked "sdnotify" below). The leader
+ * also answers `poseidon-admin reconcile` (marked "admin").
  */
 #include <errno.h>
 #include <pthread.h>
@@ -31,12 +34,14 @@
 #include "metrics.h"
 #include "nomad_events.h"
 #include "pool.h"
+#include "sdnotify.h" /* sdnotify: systemd readiness and watchdog (docs/operations.md) */
 #include "store.h"
 
 #define LEASE_NAME "refill"
 #define LEASE_MS 5000
 #define STATUS_TTL_MS 15000
 #define EVENT_BACKOFF_MAX_MS 10000
+#define ADMIN_ANSWER_TTL_MS 60000 /* admin: how long the answer to a reconcile request stays */
 
 static atomic_int stopping;
 static atomic_int leading;
@@ -180,7 +185,9 @@ int main(int argc, char **argv)
 	int events_running = 0, redis_down = 0;
 	long long next_reconcile = 0;
 	log_info("started", "owner", owner);
+	sdnotify_ready("started; waiting for the lease"); /* sdnotify: READY=1 once set up */
 	while (!stopping) {
+		sdnotify_watchdog_tick(); /* sdnotify: WATCHDOG=1 every half WatchdogSec while the loop turns */
 		int held = store_lease(lease_store, LEASE_NAME, owner, LEASE_MS, &e);
 		if (held < 0) {
 			if (!redis_down)
@@ -193,11 +200,13 @@ int main(int argc, char **argv)
 		}
 		if (held && !leading) {
 			log_info("leading: this instance keeps the pools");
+			sdnotify_status("leading: this instance keeps the pools"); /* sdnotify */
 			leading = 1;
 			reconcile_now = 1;
 			events_running = pthread_create(&events, NULL, event_thread, NULL) == 0;
 		} else if (!held && leading) {
 			log_warn("lost the lease; standing by");
+			sdnotify_status("standing by"); /* sdnotify */
 			leading = 0;
 		}
 		if (!leading && events_running) {
@@ -205,6 +214,11 @@ int main(int argc, char **argv)
 			events_running = 0;
 		}
 		if (leading) {
+			/* admin: `poseidon-admin reconcile` leaves a request token; take it, reconcile now and
+			 * answer under the same token (lib/store store_reconcile_*) */
+			char admin_token[128] = "";
+			if (store_reconcile_take(lease_store, admin_token, sizeof admin_token, &e) == 1)
+				reconcile_now = 1;
 			/* the reconcile, which always asks Nomad, decides whether Nomad is up; while it is
 			 * down it runs every second, so recovery is noticed at once */
 			if (reconcile_now || now_ms() >= next_reconcile) {
@@ -213,6 +227,11 @@ int main(int argc, char **argv)
 				note_nomad(&h, rc < 0 ? &e : NULL);
 				if (rc < 0 && e.kind != PERR_NOMAD_UNREACHABLE)
 					log_warn("reconcile incomplete", "error", e.msg);
+				if (admin_token[0]) { /* admin: the answer */
+					struct perr ae;
+					log_info("reconcile requested by an operator done", "token", admin_token);
+					store_reconcile_done(lease_store, admin_token, rc < 0 ? e.msg : NULL, ADMIN_ANSWER_TTL_MS, &ae);
+				}
 				next_reconcile = now_ms() + (h.nomad_down ? 1000 : (long long)cfg.reconcile.interval * 1000);
 			}
 			int rc = pool_tick(p, &e);
@@ -228,6 +247,7 @@ int main(int argc, char **argv)
 			sleep_ms(1000);
 		}
 	}
+	sdnotify_stopping("stopping"); /* sdnotify: STOPPING=1 after SIGTERM/SIGINT ended the loop */
 	leading = 0;
 	if (events_running)
 		pthread_join(events, NULL);
