@@ -7,7 +7,7 @@ PACKAGES="
 build-essential pkg-config git
 libfcgi-dev libcurl4-openssl-dev libjson-c-dev libhiredis-dev libcmocka-dev
 libwebsockets-dev libyaml-dev libarchive-dev uuid-dev
-redis-server redis-tools lighttpd bubblewrap
+redis-server redis-tools lighttpd bubblewrap spawn-fcgi multiwatch
 curl ca-certificates procps valgrind wrk chromium
 clang-14 libclang-rt-14-dev libfuzzer-14-dev
 "
