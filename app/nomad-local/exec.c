@@ -371,8 +371,20 @@ static int spawn(struct exec_sess *s, struct sandbox *sb, char **argv, char **en
 		}
 		return -1;
 	}
+	/* with a pty, the parent waits until the child owns it (setsid + TIOCSCTTY): input written
+	 * before would meet a terminal without a foreground process group, so a 0x1C or ^C in it
+	 * would signal nobody */
+	int ready[2] = {-1, -1};
+	if (s->tty && pipe2(ready, O_CLOEXEC) < 0) {
+		snprintf(err, cap, "failed to create a pipe: %s", strerror(errno));
+		goto fail;
+	}
 	if (sandbox_pidns_enter(sb) < 0) {
 		snprintf(err, cap, "failed to enter the allocation: %s", strerror(errno));
+		if (ready[0] >= 0) {
+			close(ready[0]);
+			close(ready[1]);
+		}
 		goto fail;
 	}
 	pid_t pid = fork();
@@ -381,6 +393,10 @@ static int spawn(struct exec_sess *s, struct sandbox *sb, char **argv, char **en
 		sandbox_pidns_leave(); /* the child stays: its children belong to the sandbox */
 	if (pid < 0) {
 		snprintf(err, cap, "failed to start the command: %s", strerror(fork_errno));
+		if (ready[0] >= 0) {
+			close(ready[0]);
+			close(ready[1]);
+		}
 		goto fail;
 	}
 	if (pid == 0) {
@@ -394,6 +410,7 @@ static int spawn(struct exec_sess *s, struct sandbox *sb, char **argv, char **en
 			dup2(slave, 0);
 			dup2(slave, 1);
 			dup2(slave, 2);
+			close(ready[1]); /* the parent may write to the pty now */
 		} else {
 			dup2(in[0], 0);
 			dup2(out[1], 1);
@@ -421,6 +438,11 @@ static int spawn(struct exec_sess *s, struct sandbox *sb, char **argv, char **en
 	s->pid = pid;
 	loop_child_watch(pid, on_child, s);
 	if (s->tty) {
+		char c;
+		close(ready[1]);
+		while (read(ready[0], &c, 1) < 0 && errno == EINTR)
+			;
+		close(ready[0]);
 		close(slave);
 		int mdup = fcntl(master, F_DUPFD_CLOEXEC, 3);
 		loop_watch(&s->out_w, master, EPOLLIN, on_output, s);
