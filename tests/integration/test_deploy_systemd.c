@@ -385,6 +385,43 @@ static void test_units_start_programs_that_exist(void **state)
 	}
 }
 
+/* deploy/configuration.example.yaml loads without an error or an unknown key, and every variable
+ * deploy/poseidon.env.example names (commented or not) is one the programs or the units read. */
+static void test_example_configuration_and_env_file_load(void **state)
+{
+	(void)state;
+	char cmd[2048], out[8192], path[1024], line[512];
+	snprintf(cmd, sizeof cmd, "env -i %s/poseidon-api -config %s/deploy/configuration.example.yaml -config-get redis.prefix 2>&1",
+		 h_bin_dir(), h_src_dir());
+	FILE *p = popen(cmd, "r");
+	size_t n = fread(out, 1, sizeof out - 1, p);
+	out[n] = '\0';
+	assert_int_equal(pclose(p), 0);
+	assert_string_equal(out, "poseidon:\n"); /* no warning line before it */
+	snprintf(path, sizeof path, "%s/deploy/poseidon.env.example", h_src_dir());
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	int vars = 0;
+	while (fgets(line, sizeof line, f)) {
+		char *v = line[0] == '#' ? line + 1 : line;
+		size_t k = strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_");
+		if (k < 10 || strncmp(v, "POSEIDON_", 9) != 0 || v[k] != '=')
+			continue; /* prose */
+		char name[128];
+		snprintf(name, sizeof name, "%.*s", (int)k, v);
+		vars++;
+		if (strcmp(name, "POSEIDON_CONFIG") == 0 || strcmp(name, "POSEIDON_API_WORKERS") == 0)
+			continue; /* read by the programs' loader and by the units */
+		/* a configuration variable: the programs accept a value for it (a bad one would fail) */
+		snprintf(cmd, sizeof cmd, "%s/poseidon-api -config-reference | grep -q '`%s`'", h_bin_dir(), name);
+		if (system(cmd) != 0)
+			fprintf(stderr, "poseidon.env.example names %s, which no program reads\n", name);
+		assert_int_equal(system(cmd), 0);
+	}
+	fclose(f);
+	assert_true(vars >= 6);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -392,6 +429,7 @@ int main(void)
 		cmocka_unit_test(test_api_service_runs_workers_on_the_socket_units_fd_0),
 		cmocka_unit_test(test_spawnfcgi_service_creates_the_socket_and_runs_workers),
 		cmocka_unit_test(test_lighttpd_service_environment_satisfies_lighttpd_conf),
+		cmocka_unit_test(test_example_configuration_and_env_file_load),
 	};
 	return cmocka_run_group_tests_name("deploy_systemd", tests, setup, teardown);
 }
