@@ -117,8 +117,10 @@ asan: deps
 valgrind: all $(INTEG_BIN)
 	$(TEST_ENV) $(O)/tests/integration/test_api
 
-bench: all $(BENCH_BIN)
-	@set -e; for b in $(BENCH_BIN); do echo "== $$b"; $(TEST_ENV) $$b; done
+# Runs every benchmark and writes docs/benchmarks.md (LOAD_SECONDS sets the load test's length).
+bench: deps
+	@$(MAKE) --no-print-directory all $(BENCH_BIN)
+	@$(TEST_ENV) tests/bench/run.sh $(O)/tests/bench
 
 run: deps
 	@$(MAKE) --no-print-directory all
