@@ -40,7 +40,7 @@ INTEG_LIB := $(filter-out $(INTEG_SRC),$(wildcard tests/integration/*.c))
 BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(O)/tests/bench/%)
 
-.PHONY: all deps test unit integration run asan valgrind bench docs format clean FORCE
+.PHONY: all deps test unit integration run asan valgrind bench docs format clean test-fault FORCE
 .DELETE_ON_ERROR:
 
 all: $(LIBA) $(PROGRAMS)
@@ -112,6 +112,10 @@ test: deps
 
 asan: deps
 	@POSEIDON_TEST_VALGRIND=0 $(MAKE) --no-print-directory O=build/asan SAN=1 unit integration
+
+# The fault suite at full length (make test runs its short version): longer storms, a 30 s outage.
+test-fault: all $(O)/tests/integration/test_fault
+	$(TEST_ENV) POSEIDON_FAULT_FULL=1 $(O)/tests/integration/test_fault
 
 # The FastCGI worker under valgrind (also part of make test), alone.
 valgrind: all $(INTEG_BIN)
