@@ -52,7 +52,7 @@ static int send_with_status(const char *first, const char *status)
 {
 	char msg[SDNOTIFY_MSG_MAX];
 	int n = snprintf(msg, sizeof msg, "%s%s%s", first ? first : "", first && status ? "\n" : "",
-			 status ? "STATUS=" : "");
+	                 status ? "STATUS=" : "");
 	if (n < 0 || (size_t)n >= sizeof msg)
 		return -1;
 	for (const char *p = status; p && *p && (size_t)n + 1 < sizeof msg; p++)
@@ -61,9 +61,18 @@ static int send_with_status(const char *first, const char *status)
 	return sdnotify_send(msg);
 }
 
-int sdnotify_ready(const char *status) { return send_with_status("READY=1", status); }
-int sdnotify_stopping(const char *status) { return send_with_status("STOPPING=1", status); }
-int sdnotify_status(const char *status) { return status ? send_with_status(NULL, status) : 0; }
+int sdnotify_ready(const char *status)
+{
+	return send_with_status("READY=1", status);
+}
+int sdnotify_stopping(const char *status)
+{
+	return send_with_status("STOPPING=1", status);
+}
+int sdnotify_status(const char *status)
+{
+	return status ? send_with_status(NULL, status) : 0;
+}
 
 static long long last_ping_us = -1; /* monotonic time of the last WATCHDOG=1 sent */
 

@@ -34,11 +34,11 @@
 #include "pool.h"
 #include "store.h"
 
-#define REFILL_LEASE "refill"        /* app/refill/main.c LEASE_NAME */
-#define ADMIN_LEASE_MS 60000         /* held while this program reconciles in place of a leader */
-#define REQUEST_TTL_MS 60000         /* a reconcile request nobody takes expires */
-#define DEFAULT_WAIT_S 60            /* how long `reconcile` waits for the leader's answer */
-#define PURGE_PARALLEL 8
+#define REFILL_LEASE    "refill" /* app/refill/main.c LEASE_NAME */
+#define ADMIN_LEASE_MS  60000    /* held while this program reconciles in place of a leader */
+#define REQUEST_TTL_MS  60000    /* a reconcile request nobody takes expires */
+#define DEFAULT_WAIT_S  60       /* how long `reconcile` waits for the leader's answer */
+#define PURGE_PARALLEL  8
 #define CONFIG_KEYS_MAX 128
 
 static struct config cfg;
@@ -47,15 +47,16 @@ static struct nomad *nomad;
 
 static int usage(void)
 {
-	fprintf(stderr,
-		"usage: poseidon-admin [-config FILE] COMMAND [ARGS]\n"
-		"  pools                       pool size, idle, starting and used runners of every environment\n"
-		"  runners ENV                 runners of environment ENV: id, state, allocation, deadline\n"
-		"  destroy RUNNER              remove a runner from Redis and purge its Nomad job\n"
-		"  drain ENV                   pool size 0 (no refill), idle and starting runners destroyed\n"
-		"  resize ENV SIZE             set the pool size without replacing runners\n"
-		"  reconcile [-wait SECONDS]   compare Redis with Nomad now (through the refill leader)\n"
-		"  config                      print the effective configuration, secrets redacted\n");
+	fprintf(
+	    stderr,
+	    "usage: poseidon-admin [-config FILE] COMMAND [ARGS]\n"
+	    "  pools                       pool size, idle, starting and used runners of every environment\n"
+	    "  runners ENV                 runners of environment ENV: id, state, allocation, deadline\n"
+	    "  destroy RUNNER              remove a runner from Redis and purge its Nomad job\n"
+	    "  drain ENV                   pool size 0 (no refill), idle and starting runners destroyed\n"
+	    "  resize ENV SIZE             set the pool size without replacing runners\n"
+	    "  reconcile [-wait SECONDS]   compare Redis with Nomad now (through the refill leader)\n"
+	    "  config                      print the effective configuration, secrets redacted\n");
 	return 2;
 }
 
@@ -95,7 +96,8 @@ static int cmd_pools(void)
 	int held = store_lease_holder(store, REFILL_LEASE, leader, sizeof leader, &e);
 	if (held < 0)
 		return fail("cannot read the refill lease", &e);
-	printf("refill leader: %s\n", held ? leader : "none (no poseidon-refill holds the lease: pools are not kept)");
+	printf("refill leader: %s\n",
+	       held ? leader : "none (no poseidon-refill holds the lease: pools are not kept)");
 	if (store_status_get(store, "nomad", nomad_status, sizeof nomad_status, &e) == 1)
 		printf("nomad: %s\n", nomad_status);
 	return 0;
@@ -144,7 +146,8 @@ static int cmd_runners(const char *env_arg)
 	for (size_t i = 0; i < n; i++) {
 		char dl[96];
 		format_deadline(rs[i].deadline_ms, now, dl, sizeof dl);
-		printf("%-48s %-9s %-38s %s\n", rs[i].id, rs[i].state, rs[i].alloc_id[0] ? rs[i].alloc_id : "-", dl);
+		printf("%-48s %-9s %-38s %s\n", rs[i].id, rs[i].state,
+		       rs[i].alloc_id[0] ? rs[i].alloc_id : "-", dl);
 	}
 	free(rs);
 	return 0;
@@ -158,8 +161,10 @@ static int cmd_destroy(const char *runner_id)
 	struct runner r;
 	long long env;
 	if (!nomad_runner_env(runner_id, &env) || nomad_is_template_job_id(runner_id, &env)) {
-		fprintf(stderr, "poseidon-admin: \"%s\" is not a runner id (<env>-<uuid>); environments go with "
-				"DELETE /execution-environments/<id> or drain\n", runner_id);
+		fprintf(stderr,
+		        "poseidon-admin: \"%s\" is not a runner id (<env>-<uuid>); environments go with "
+		        "DELETE /execution-environments/<id> or drain\n",
+		        runner_id);
 		return 2;
 	}
 	int existed = store_destroy(store, runner_id, 0, &r, &e);
@@ -168,12 +173,14 @@ static int cmd_destroy(const char *runner_id)
 	/* the job goes whether Redis knew the runner or not: an orphan job is what one destroys by hand */
 	if (nomad_job_purge(nomad, runner_id, &e) < 0) {
 		if (existed)
-			printf("runner %s (environment %lld, %s) removed from Redis\n", runner_id, r.env, r.state);
-		return fail("removed from redis, but purging the nomad job failed; the next reconcile purges it", &e);
+			printf("runner %s (environment %lld, %s) removed from Redis\n", runner_id, r.env,
+			       r.state);
+		return fail(
+		    "removed from redis, but purging the nomad job failed; the next reconcile purges it", &e);
 	}
 	if (existed)
-		printf("runner %s (environment %lld, %s) removed from Redis; Nomad job purged\n", runner_id, r.env,
-		       r.state);
+		printf("runner %s (environment %lld, %s) removed from Redis; Nomad job purged\n", runner_id,
+		       r.env, r.state);
 	else
 		printf("runner %s was not in Redis; Nomad job purged (if it existed)\n", runner_id);
 	return 0;
@@ -225,7 +232,8 @@ static int cmd_resize(const char *env_arg, const char *size_arg)
 	int rc = set_pool_size(id, size, &old);
 	if (rc)
 		return rc;
-	printf("environment %lld: pool size %lld -> %llu; poseidon-refill fills or trims the pool\n", id, old, size);
+	printf("environment %lld: pool size %lld -> %llu; poseidon-refill fills or trims the pool\n", id, old,
+	       size);
 	return 0;
 }
 
@@ -272,7 +280,8 @@ static int cmd_drain(const char *env_arg)
 	free(purge);
 	free(rs);
 	if (failed)
-		return fail("purging some runner jobs failed; poseidon-refill's next reconcile purges them", &e);
+		return fail("purging some runner jobs failed; poseidon-refill's next reconcile purges them",
+		            &e);
 	return 0;
 }
 
@@ -303,7 +312,8 @@ static int reconcile_here(const char *owner)
 	if (rc == 0) {
 		struct pool_counters c;
 		pool_get_counters(p, &c);
-		printf("reconciled here (no poseidon-refill leads): %lld orphan jobs purged, %lld runners adopted, "
+		printf("reconciled here (no poseidon-refill leads): %lld orphan jobs purged, %lld runners "
+		       "adopted, "
 		       "%lld destroyed, %lld became ready\n",
 		       c.orphans, c.adopted, c.destroyed, c.ready);
 	}
@@ -342,8 +352,10 @@ static int cmd_reconcile(int wait_s)
 		}
 		usleep(100 * 1000);
 	}
-	fprintf(stderr, "poseidon-admin: the refill leader (%s) did not answer within %d s; the request expires "
-			"by itself\n", owner, wait_s);
+	fprintf(stderr,
+	        "poseidon-admin: the refill leader (%s) did not answer within %d s; the request expires "
+	        "by itself\n",
+	        owner, wait_s);
 	return 1;
 }
 
@@ -373,7 +385,8 @@ static size_t config_keys(char keys[][CONFIG_STR], size_t max)
 static int is_secret(const char *key)
 {
 	size_t n = strlen(key);
-	return (n >= 5 && strcmp(key + n - 5, "token") == 0) || (n >= 8 && strcmp(key + n - 8, "password") == 0);
+	return (n >= 5 && strcmp(key + n - 5, "token") == 0) ||
+	       (n >= 8 && strcmp(key + n - 8, "password") == 0);
 }
 
 /* "https://user:pass@host/..." -> "https://[redacted]@host/..." (influxdb.url may carry them). */
@@ -435,7 +448,8 @@ int main(int argc, char **argv)
 			wait_s = atoi(argv[++i]);
 			if (wait_s < 1)
 				return usage();
-		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "help") == 0) {
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0 ||
+		           strcmp(argv[i], "help") == 0) {
 			usage();
 			return 0;
 		} else if (nargs < 8) {

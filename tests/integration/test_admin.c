@@ -27,8 +27,8 @@ static struct nomad *nomad;
 /* a long reconcile interval: a reconcile seen in these tests is one the admin asked for; sanitizer
  * reports of the daemons land in the stack's run directory (checked at teardown) */
 static char asan_env[700], ubsan_env[700];
-static const char *refill_env[] = {"POSEIDON_RECONCILE_INTERVAL=3600", "POSEIDON_REFILL_TICKMS=100", asan_env, ubsan_env,
-				   NULL};
+static const char *refill_env[] = {"POSEIDON_RECONCILE_INTERVAL=3600", "POSEIDON_REFILL_TICKMS=100", asan_env,
+                                   ubsan_env, NULL};
 static char out[65536];
 
 static int setup(void **state)
@@ -42,7 +42,8 @@ static int setup(void **state)
 	if (h_stack_start(&st, &o) < 0)
 		return -1;
 	snprintf(asan_env, sizeof asan_env, "ASAN_OPTIONS=log_path=%s/sanitizer:detect_leaks=1", st.rundir);
-	snprintf(ubsan_env, sizeof ubsan_env, "UBSAN_OPTIONS=log_path=%s/sanitizer:print_stacktrace=1", st.rundir);
+	snprintf(ubsan_env, sizeof ubsan_env, "UBSAN_OPTIONS=log_path=%s/sanitizer:print_stacktrace=1",
+	         st.rundir);
 	if (h_stack_start_refill(&st, refill_env) < 0)
 		return -1;
 	config_defaults(&c);
@@ -74,11 +75,13 @@ static int admin_env(const char *pre, const char *fmt, ...)
 	vsnprintf(args, sizeof args, fmt, ap);
 	va_end(ap);
 	snprintf(cmd, sizeof cmd,
-		 "env POSEIDON_CONFIG= POSEIDON_REDIS_ADDRESS=127.0.0.1 POSEIDON_REDIS_PORT=%d "
-		 "POSEIDON_NOMAD_ADDRESS=127.0.0.1 POSEIDON_NOMAD_PORT=%d "
-		 "ASAN_OPTIONS=log_path=%s/sanitizer:detect_leaks=1 UBSAN_OPTIONS=log_path=%s/sanitizer:print_stacktrace=1 "
-		 "%s %s/poseidon-admin %s 2>>%s/admin.log",
-		 st.redis.port, st.nomad.port, st.rundir, st.rundir, pre ? pre : "", h_bin_dir(), args, h_tmpdir());
+	         "env POSEIDON_CONFIG= POSEIDON_REDIS_ADDRESS=127.0.0.1 POSEIDON_REDIS_PORT=%d "
+	         "POSEIDON_NOMAD_ADDRESS=127.0.0.1 POSEIDON_NOMAD_PORT=%d "
+	         "ASAN_OPTIONS=log_path=%s/sanitizer:detect_leaks=1 "
+	         "UBSAN_OPTIONS=log_path=%s/sanitizer:print_stacktrace=1 "
+	         "%s %s/poseidon-admin %s 2>>%s/admin.log",
+	         st.redis.port, st.nomad.port, st.rundir, st.rundir, pre ? pre : "", h_bin_dir(), args,
+	         h_tmpdir());
 	FILE *p = popen(cmd, "r");
 	assert_non_null(p);
 	size_t n = fread(out, 1, sizeof out - 1, p);
@@ -118,9 +121,10 @@ static void put_env(long long id, int pool)
 	char path[64], body[512];
 	snprintf(path, sizeof path, "/execution-environments/%lld", id);
 	snprintf(body, sizeof body,
-		 "{\"prewarmingPoolSize\":%d,\"cpuLimit\":20,\"memoryLimit\":100,\"image\":\"img\",\"networkAccess\":false,"
-		 "\"exposedPorts\":null}",
-		 pool);
+	         "{\"prewarmingPoolSize\":%d,\"cpuLimit\":20,\"memoryLimit\":100,\"image\":\"img\","
+	         "\"networkAccess\":false,"
+	         "\"exposedPorts\":null}",
+	         pool);
 	long s = api("PUT", path, body, NULL, 0);
 	assert_true(s == 201 || s == 204);
 }
@@ -128,10 +132,12 @@ static void put_env(long long id, int pool)
 static int wait_pool(long long env, long long idle, int timeout_ms)
 {
 	for (long long t0 = h_now_ms(); h_now_ms() - t0 < timeout_ms; h_sleep_ms(100))
-		if (redis_int("LLEN poseidon:pool:%lld", env) == idle && redis_int("SCARD poseidon:starting:%lld", env) == 0)
+		if (redis_int("LLEN poseidon:pool:%lld", env) == idle &&
+		    redis_int("SCARD poseidon:starting:%lld", env) == 0)
 			return 0;
-	fprintf(stderr, "pool %lld: %lld idle, %lld starting, wanted %lld\n", env, redis_int("LLEN poseidon:pool:%lld", env),
-		redis_int("SCARD poseidon:starting:%lld", env), idle);
+	fprintf(stderr, "pool %lld: %lld idle, %lld starting, wanted %lld\n", env,
+	        redis_int("LLEN poseidon:pool:%lld", env), redis_int("SCARD poseidon:starting:%lld", env),
+	        idle);
 	return -1;
 }
 
@@ -139,7 +145,8 @@ static int wait_pool(long long env, long long idle, int timeout_ms)
 static void claim(long long env, int timeout_s, char id[MODEL_RUNNER_ID_MAX])
 {
 	char body[128], resp[1024];
-	snprintf(body, sizeof body, "{\"executionEnvironmentId\":%lld,\"inactivityTimeout\":%d}", env, timeout_s);
+	snprintf(body, sizeof body, "{\"executionEnvironmentId\":%lld,\"inactivityTimeout\":%d}", env,
+	         timeout_s);
 	assert_int_equal(api("POST", "/runners", body, resp, sizeof resp), 200);
 	const char *p = strstr(resp, "\"runnerId\":\"");
 	assert_non_null(p);
@@ -241,7 +248,8 @@ static void test_pools_lists_every_environment_and_the_leader(void **state)
 	assert_true(id == 12 && size == 2 && idle == 2);
 	/* the leader is named as the lease has it */
 	char want[300];
-	snprintf(want, sizeof want, "refill leader: %s\n", h_redis_cli(&st.redis, "GET poseidon:lease:refill"));
+	snprintf(want, sizeof want, "refill leader: %s\n",
+	         h_redis_cli(&st.redis, "GET poseidon:lease:refill"));
 	assert_non_null(strstr(out, want));
 }
 
@@ -290,7 +298,8 @@ static void test_destroy_removes_the_runner_and_its_job(void **state)
 	assert_int_equal(redis_int("SISMEMBER poseidon:used:12 %s", id), 0);
 	assert_false(job_alive(id));
 	snprintf(path, sizeof path, "/runners/%s/execute", id);
-	assert_int_equal(api("POST", path, "{\"command\":\"true\"}", NULL, 0), 410); /* its user sees it gone */
+	assert_int_equal(api("POST", path, "{\"command\":\"true\"}", NULL, 0),
+	                 410); /* its user sees it gone */
 	/* again: nothing in Redis, and purging a job that is gone is fine */
 	assert_int_equal(admin("destroy %s", id), 0);
 	assert_non_null(strstr(out, "was not in Redis"));
@@ -335,7 +344,8 @@ static void test_drain_stops_the_refill_and_keeps_used_runners(void **state)
 	assert_int_equal(redis_int("SCARD poseidon:starting:11"), 0);
 	assert_int_equal(live_jobs(11), 2);
 	assert_int_equal(api("GET", "/statistics/execution-environments", NULL, body, sizeof body), 200);
-	assert_non_null(strstr(body, "\"11\":{\"id\":11,\"prewarmingPoolSize\":0,\"idleRunners\":0,\"usedRunners\":2}"));
+	assert_non_null(
+	    strstr(body, "\"11\":{\"id\":11,\"prewarmingPoolSize\":0,\"idleRunners\":0,\"usedRunners\":2}"));
 	assert_int_equal(api("GET", "/execution-environments/11?fetch=true", NULL, body, sizeof body), 200);
 	assert_non_null(strstr(body, "\"prewarmingPoolSize\":0"));
 	/* the used runner still serves its user */
@@ -365,7 +375,7 @@ static void test_reconcile_through_the_leader(void **state)
 	assert_int_equal(admin("reconcile"), 0);
 	assert_non_null(strstr(out, "reconciled by the refill leader"));
 	assert_non_null(strstr(out, ": ok"));
-	assert_false(job_alive(orphan)); /* purged before the leader answered */
+	assert_false(job_alive(orphan));                             /* purged before the leader answered */
 	assert_int_equal(redis_int("EXISTS poseidon:reconcile"), 0); /* the request was taken */
 }
 
@@ -375,7 +385,8 @@ static void test_reconcile_waits_for_a_silent_leader_and_gives_up(void **state)
 	/* stop the real leader, pretend another holds the lease but never answers */
 	assert_int_equal(h_stop(st.refill), 0);
 	st.refill = 0;
-	assert_string_equal(h_redis_cli(&st.redis, "GET poseidon:lease:refill"), ""); /* released on SIGTERM */
+	assert_string_equal(h_redis_cli(&st.redis, "GET poseidon:lease:refill"),
+	                    ""); /* released on SIGTERM */
 	assert_string_equal(h_redis_cli(&st.redis, "SET poseidon:lease:refill someone-else PX 30000"), "OK");
 	long long t0 = h_now_ms();
 	assert_int_equal(admin("reconcile -wait 1"), 1);
@@ -406,10 +417,12 @@ static void test_config_prints_effective_values_with_secrets_redacted(void **sta
 	snprintf(file, sizeof file, "%s/admin-config.yaml", h_tmpdir());
 	FILE *f = fopen(file, "w");
 	assert_non_null(f);
-	fprintf(f, "server:\n  token: from-file-s3cret\nredis:\n  db: 3\n  password: \"pa\\\"ss\"\nnomad:\n  namespace: poseidon\n");
+	fprintf(f, "server:\n  token: from-file-s3cret\nredis:\n  db: 3\n  password: \"pa\\\"ss\"\nnomad:\n  "
+	           "namespace: poseidon\n");
 	fclose(f);
-	snprintf(pre, sizeof pre, "POSEIDON_NOMAD_TOKEN=env-s3cret POSEIDON_REFILL_TICKMS=250 "
-				  "POSEIDON_INFLUXDB_URL=https://user:s3cret@influx.example:8086/base");
+	snprintf(pre, sizeof pre,
+	         "POSEIDON_NOMAD_TOKEN=env-s3cret POSEIDON_REFILL_TICKMS=250 "
+	         "POSEIDON_INFLUXDB_URL=https://user:s3cret@influx.example:8086/base");
 	assert_int_equal(admin_env(pre, "-config %s config", file), 0);
 	assert_null(strstr(out, "s3cret"));
 	assert_null(strstr(out, "pa\\\"ss"));
@@ -430,7 +443,8 @@ static void test_config_prints_effective_values_with_secrets_redacted(void **sta
 	assert_non_null(f);
 	fputs(out, f);
 	fclose(f);
-	snprintf(cmd, sizeof cmd, "env -i %s/poseidon-api -config %s -config-get nomad.namespace", h_bin_dir(), again);
+	snprintf(cmd, sizeof cmd, "env -i %s/poseidon-api -config %s -config-get nomad.namespace",
+	         h_bin_dir(), again);
 	FILE *p = popen(cmd, "r");
 	char v[128] = "";
 	assert_non_null(p);
@@ -463,8 +477,13 @@ static void test_refill_notifies_systemd(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
 	snprintf(notify, sizeof notify, "NOTIFY_SOCKET=%s", sock);
-	const char *env[] = {notify, "WATCHDOG_USEC=1000000", "POSEIDON_RECONCILE_INTERVAL=3600",
-			     "POSEIDON_REFILL_TICKMS=100", asan_env, ubsan_env, NULL};
+	const char *env[] = {notify,
+	                     "WATCHDOG_USEC=1000000",
+	                     "POSEIDON_RECONCILE_INTERVAL=3600",
+	                     "POSEIDON_REFILL_TICKMS=100",
+	                     asan_env,
+	                     ubsan_env,
+	                     NULL};
 	pid_t pid = h_stack_start_refill(&st, env);
 	assert_true(pid > 0);
 	st.refill = pid;
@@ -498,16 +517,16 @@ static void test_refill_notifies_systemd(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_usage_errors_exit_2),
-		cmocka_unit_test(test_pools_lists_every_environment_and_the_leader),
-		cmocka_unit_test(test_runners_shows_state_allocation_and_deadline),
-		cmocka_unit_test(test_destroy_removes_the_runner_and_its_job),
-		cmocka_unit_test(test_drain_stops_the_refill_and_keeps_used_runners),
-		cmocka_unit_test(test_reconcile_through_the_leader),
-		cmocka_unit_test(test_reconcile_waits_for_a_silent_leader_and_gives_up),
-		cmocka_unit_test(test_reconcile_without_a_leader_runs_here),
-		cmocka_unit_test(test_config_prints_effective_values_with_secrets_redacted),
-		cmocka_unit_test(test_refill_notifies_systemd),
+	    cmocka_unit_test(test_usage_errors_exit_2),
+	    cmocka_unit_test(test_pools_lists_every_environment_and_the_leader),
+	    cmocka_unit_test(test_runners_shows_state_allocation_and_deadline),
+	    cmocka_unit_test(test_destroy_removes_the_runner_and_its_job),
+	    cmocka_unit_test(test_drain_stops_the_refill_and_keeps_used_runners),
+	    cmocka_unit_test(test_reconcile_through_the_leader),
+	    cmocka_unit_test(test_reconcile_waits_for_a_silent_leader_and_gives_up),
+	    cmocka_unit_test(test_reconcile_without_a_leader_runs_here),
+	    cmocka_unit_test(test_config_prints_effective_values_with_secrets_redacted),
+	    cmocka_unit_test(test_refill_notifies_systemd),
 	};
 	return cmocka_run_group_tests_name("admin", tests, setup, teardown);
 }

@@ -130,7 +130,9 @@ static int scan_refs(const char *s, const char *const *markers, ref_fn fn, void 
 	for (const char *const *m = markers; *m; m++)
 		for (const char *p = s; (p = strstr(p, *m)); p += strlen(*m)) {
 			char name[128];
-			size_t n = strspn(p + strlen(*m), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-");
+			size_t n =
+			    strspn(p + strlen(*m),
+			           "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-");
 			snprintf(name, sizeof name, "%.*s", (int)n, p + strlen(*m));
 			bad += fn(name, ud);
 		}
@@ -194,9 +196,9 @@ static void test_layout_redis_front_and_standby_refill(void **state)
 		int count;
 		const char *tasks[3];
 	} want[] = {
-		{"redis", 1, {"redis", NULL}},
-		{"front", 2, {"lighttpd", "wsgate", NULL}},
-		{"refill", 2, {"refill", NULL}}, /* one leads, one stands by */
+	    {"redis", 1, {"redis", NULL}},
+	    {"front", 2, {"lighttpd", "wsgate", NULL}},
+	    {"refill", 2, {"refill", NULL}}, /* one leads, one stands by */
 	};
 	assert_int_equal(json_object_array_length(get(job, "TaskGroups")), 3);
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -216,13 +218,15 @@ static void test_layout_redis_front_and_standby_refill(void **state)
 /* Durations in Nomad's JSON are integer nanoseconds: "10s" or 10 would be a mistake. */
 static int check_durations(json_object *v, const char *key)
 {
-	static const char *const names[] = {"Interval", "Timeout", "KillTimeout", "Delay", "MinHealthyTime",
-					    "HealthyDeadline", "ProgressDeadline", "Stagger", NULL};
+	static const char *const names[] = {
+	    "Interval",        "Timeout",          "KillTimeout", "Delay", "MinHealthyTime",
+	    "HealthyDeadline", "ProgressDeadline", "Stagger",     NULL};
 	int bad = 0;
 	for (const char *const *n = names; key && *n; n++)
 		if (strcmp(key, *n) == 0 &&
 		    (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1000000)) {
-			fprintf(stderr, "%s is not a duration in nanoseconds: %s\n", key, json_object_to_json_string(v));
+			fprintf(stderr, "%s is not a duration in nanoseconds: %s\n", key,
+			        json_object_to_json_string(v));
 			bad++;
 		}
 	if (json_object_is_type(v, json_type_array))
@@ -260,12 +264,14 @@ static int port_defined(const char *name, void *ud)
 	json_object *nets = get((json_object *)ud, "Networks");
 	for (size_t i = 0; nets && i < json_object_array_length(nets); i++)
 		for (int kind = 0; kind < 2; kind++) {
-			json_object *ports = get(json_object_array_get_idx(nets, i), kind ? "DynamicPorts" : "ReservedPorts");
+			json_object *ports =
+			    get(json_object_array_get_idx(nets, i), kind ? "DynamicPorts" : "ReservedPorts");
 			for (size_t j = 0; ports && j < json_object_array_length(ports); j++)
 				if (strcmp(str(json_object_array_get_idx(ports, j), "Label"), name) == 0)
 					return 0;
 		}
-	fprintf(stderr, "port %s is used but not defined in group %s\n", name, str((json_object *)ud, "Name"));
+	fprintf(stderr, "port %s is used but not defined in group %s\n", name,
+	        str((json_object *)ud, "Name"));
 	return 1;
 }
 
@@ -288,7 +294,8 @@ static void test_every_meta_and_port_it_uses_is_defined(void **state)
 	for (size_t i = 0; i < json_object_array_length(groups); i++) {
 		json_object *g = json_object_array_get_idx(groups, i), *svcs = get(g, "Services");
 		for (size_t j = 0; svcs && j < json_object_array_length(svcs); j++)
-			assert_int_equal(port_defined(str(json_object_array_get_idx(svcs, j), "PortLabel"), g), 0);
+			assert_int_equal(
+			    port_defined(str(json_object_array_get_idx(svcs, j), "PortLabel"), g), 0);
 	}
 }
 
@@ -340,7 +347,8 @@ static void test_the_lighttpd_task_sets_what_lighttpd_conf_reads(void **state)
 	assert_true(seen >= 5);
 	/* and it proxies the WebSocket to the gateway of its own group */
 	assert_string_equal(str(env, "POSEIDON_WSGATE_PORT"), "${NOMAD_PORT_wsgate}");
-	assert_string_equal(str(get(task(group("front"), "wsgate"), "Env"), "POSEIDON_WSGATE_PORT"), "${NOMAD_PORT_wsgate}");
+	assert_string_equal(str(get(task(group("front"), "wsgate"), "Env"), "POSEIDON_WSGATE_PORT"),
+	                    "${NOMAD_PORT_wsgate}");
 }
 
 /* ${NOMAD_META_bin_dir}/poseidon-<x> must be one of our programs (app/<x>/main.c). */
@@ -352,7 +360,8 @@ static void test_it_starts_programs_that_exist(void **state)
 	for (const char *const *gn = groups; *gn; gn++) {
 		json_object *tasks = get(group(*gn), "Tasks");
 		for (size_t i = 0; i < json_object_array_length(tasks); i++) {
-			const char *cmd = json_object_get_string(get(get(json_object_array_get_idx(tasks, i), "Config"), "command"));
+			const char *cmd = json_object_get_string(
+			    get(get(json_object_array_get_idx(tasks, i), "Config"), "command"));
 			const char *prog = strstr(cmd, "/poseidon-");
 			if (!prog)
 				continue;
@@ -362,7 +371,8 @@ static void test_it_starts_programs_that_exist(void **state)
 			if (stat(src_path(rel), &sb) != 0)
 				fprintf(stderr, "%s starts %s, which is not built from %s\n", *gn, cmd, rel);
 			assert_int_equal(stat(src_path(rel), &sb), 0);
-			assert_int_equal(strncmp(cmd, "${NOMAD_META_bin_dir}/", strlen("${NOMAD_META_bin_dir}/")), 0);
+			assert_int_equal(
+			    strncmp(cmd, "${NOMAD_META_bin_dir}/", strlen("${NOMAD_META_bin_dir}/")), 0);
 			programs++;
 		}
 	}
@@ -377,7 +387,8 @@ static int var_path_ok(const char *s, void *ud)
 	int bad = 0;
 	for (const char *p = s; (p = strstr(p, "nomadVar ")); p++)
 		if (strncmp(p, want, strlen(want)) != 0) {
-			fprintf(stderr, "a task reads a Nomad variable outside its job's implicit path: %.60s\n", p);
+			fprintf(stderr,
+			        "a task reads a Nomad variable outside its job's implicit path: %.60s\n", p);
 			bad++;
 		}
 	return bad;
@@ -396,11 +407,13 @@ static int service_known(const char *s, void *ud)
 		for (size_t i = 0; i < json_object_array_length(groups); i++) {
 			json_object *svcs = get(json_object_array_get_idx(groups, i), "Services");
 			for (size_t j = 0; svcs && j < json_object_array_length(svcs); j++)
-				found |= strcmp(str(json_object_array_get_idx(svcs, j), "Name"), name) == 0 &&
-					 strcmp(str(json_object_array_get_idx(svcs, j), "Provider"), "nomad") == 0;
+				found |=
+				    strcmp(str(json_object_array_get_idx(svcs, j), "Name"), name) == 0 &&
+				    strcmp(str(json_object_array_get_idx(svcs, j), "Provider"), "nomad") == 0;
 		}
 		if (!found)
-			fprintf(stderr, "template looks up service %s, which no group registers with Nomad\n", name);
+			fprintf(stderr, "template looks up service %s, which no group registers with Nomad\n",
+			        name);
 		bad += !found;
 	}
 	return bad;
@@ -421,14 +434,14 @@ static void test_templates_read_only_this_jobs_variables_and_services(void **sta
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_key_is_a_nomad_job_key),
-		cmocka_unit_test(test_layout_redis_front_and_standby_refill),
-		cmocka_unit_test(test_durations_are_nanoseconds),
-		cmocka_unit_test(test_every_meta_and_port_it_uses_is_defined),
-		cmocka_unit_test(test_every_poseidon_variable_is_one_we_read),
-		cmocka_unit_test(test_the_lighttpd_task_sets_what_lighttpd_conf_reads),
-		cmocka_unit_test(test_it_starts_programs_that_exist),
-		cmocka_unit_test(test_templates_read_only_this_jobs_variables_and_services),
+	    cmocka_unit_test(test_every_key_is_a_nomad_job_key),
+	    cmocka_unit_test(test_layout_redis_front_and_standby_refill),
+	    cmocka_unit_test(test_durations_are_nanoseconds),
+	    cmocka_unit_test(test_every_meta_and_port_it_uses_is_defined),
+	    cmocka_unit_test(test_every_poseidon_variable_is_one_we_read),
+	    cmocka_unit_test(test_the_lighttpd_task_sets_what_lighttpd_conf_reads),
+	    cmocka_unit_test(test_it_starts_programs_that_exist),
+	    cmocka_unit_test(test_templates_read_only_this_jobs_variables_and_services),
 	};
 	return cmocka_run_group_tests_name("deploy_nomad_job", tests, setup, teardown);
 }

@@ -221,12 +221,12 @@ static void test_watchdog_tick_pings_every_half_interval(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_everything_is_a_noop_outside_systemd),
-		cmocka_unit_test(test_ready_status_stopping_reach_a_path_socket),
-		cmocka_unit_test(test_abstract_socket_names_start_with_at),
-		cmocka_unit_test(test_unusable_sockets_fail_without_crashing),
-		cmocka_unit_test(test_watchdog_interval_comes_from_the_environment),
-		cmocka_unit_test(test_watchdog_tick_pings_every_half_interval),
+	    cmocka_unit_test(test_everything_is_a_noop_outside_systemd),
+	    cmocka_unit_test(test_ready_status_stopping_reach_a_path_socket),
+	    cmocka_unit_test(test_abstract_socket_names_start_with_at),
+	    cmocka_unit_test(test_unusable_sockets_fail_without_crashing),
+	    cmocka_unit_test(test_watchdog_interval_comes_from_the_environment),
+	    cmocka_unit_test(test_watchdog_tick_pings_every_half_interval),
 	};
 	return cmocka_run_group_tests_name("sdnotify", tests, setup, teardown);
 }
