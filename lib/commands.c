@@ -176,15 +176,27 @@ static void add_assignments(struct sb *b, const struct execution_request *x, con
 	adds(b, "CODEOCEAN=true");
 }
 
-/* F=<fifo>; the trap; mkfifo; the open of direction redir ("2>" or "<"); the removal. */
+/* F=<fifo>; the traps (each exits 128+signal, as the signal would have); mkfifo; the open of
+ * direction redir ("2>" or "<"); the removal. */
 static void add_fifo_rendezvous(struct sb *b, const char *fifo, const char *script, const char *redir)
 {
+	static const struct {
+		const char *name, *code;
+	} sigs[] = {{"HUP", "129"}, {"INT", "130"}, {"QUIT", "131"}, {"TERM", "143"}};
 	adds(b, "F=");
 	add_quoted(b, fifo);
-	adds(b, "; trap 'rm -f \"$F\"");
-	if (script)
-		adds(b, " \"$S\"");
-	adds(b, "; exit 129' " EXEC_TRAP_SIGNALS "; mkfifo -m 600 \"$F\" 2>/dev/null; exec ");
+	adds(b, "; ");
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+		adds(b, "trap 'rm -f \"$F\"");
+		if (script)
+			adds(b, " \"$S\"");
+		adds(b, "; exit ");
+		adds(b, sigs[i].code);
+		adds(b, "' ");
+		adds(b, sigs[i].name);
+		adds(b, "; ");
+	}
+	adds(b, "mkfifo -m 600 \"$F\" 2>/dev/null; exec ");
 	adds(b, redir);
 	adds(b, "\"$F\"; rm -f \"$F\"; ");
 }
@@ -255,5 +267,22 @@ char *cmd_exec_write_script(const char *script)
 		return NULL;
 	adds(&b, "umask 022; set -o noclobber; exec cat > ");
 	add_quoted(&b, script);
+	return done(&b);
+}
+
+char *cmd_exec_sweep(const char *fifo, const char *script)
+{
+	struct sb b = {0};
+	if (!fifo && !script)
+		return NULL;
+	adds(&b, "F=");
+	add_quoted(&b, fifo ? fifo : "");
+	adds(&b, "; S=");
+	add_quoted(&b, script ? script : "");
+	/* builtins only while walking /proc, so that nothing but the waiting shells matches */
+	adds(&b, "; if [ -n \"$F\" ]; then for p in /proc/[1-9]*; do [ \"${p#/proc/}\" = \"$$\" ] && continue; "
+		 "mapfile -d '' -t a < \"$p/cmdline\" 2>/dev/null || continue; "
+		 "[[ \"${a[2]}\" == *\"$F\"* ]] && kill -TERM \"${p#/proc/}\" 2>/dev/null; done; fi; "
+		 "rm -f -- ${F:+\"$F\"} ${S:+\"$S\"}");
 	return done(&b);
 }

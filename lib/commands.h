@@ -51,5 +51,9 @@ char *cmd_exec_script(const struct execution_request *x, size_t *len);
 /* A non-tty, root session that writes its stdin to the script path (mode 0644, never over an
  * existing file). */
 char *cmd_exec_write_script(const char *script);
+/* After an execution that did not end cleanly: TERM to every process still waiting at the
+ * rendezvous of fifo (found by the path in its command line; their traps remove the FIFO), then
+ * removes fifo and script (either may be NULL). Needs bash 4.4 (mapfile -d) and /proc. */
+char *cmd_exec_sweep(const char *fifo, const char *script);
 
 #endif

@@ -220,10 +220,54 @@ static void test_quit_while_waiting_removes_the_fifo(void **state)
 		int st;
 		waitpid(pid, &st, 0);
 		assert_true(WIFEXITED(st));
-		assert_int_equal(WEXITSTATUS(st), 129);
+		assert_int_equal(WEXITSTATUS(st), 131);
 		assert_int_equal(access(fifo, F_OK), -1);
 		free(lines[k]);
 	}
+}
+
+static void test_sweep_ends_waiting_sides_and_removes_the_fifo(void **state)
+{
+	(void)state;
+	char fifo[128], script[128];
+	snprintf(fifo, sizeof fifo, "%s/s.fifo", dir);
+	snprintf(script, sizeof script, "%s/s.sh", dir);
+	struct execution_request x = req("true", 1, 0);
+	char *reader = cmd_exec_stderr(fifo), *other = cmd_exec_stderr("/tmp/not-this-one.fifo");
+	pid_t pid = fork(), bystander = fork();
+	if (pid == 0) {
+		execl("/bin/bash", "bash", "-c", reader, (char *)NULL);
+		_exit(127);
+	}
+	if (bystander == 0) {
+		execl("/bin/bash", "bash", "-c", "sleep 2", (char *)NULL); /* not ours: left alone */
+		_exit(127);
+	}
+	FILE *f = fopen(script, "w");
+	fclose(f);
+	struct stat sb;
+	for (int i = 0; i < 200 && stat(fifo, &sb) < 0; i++)
+		usleep(5000);
+	usleep(50000); /* blocked in the open of the FIFO: no writer will come */
+	char *sweep = cmd_exec_sweep(fifo, script);
+	assert_non_null(sweep);
+	assert_int_equal(run(sweep, NULL, NULL, 0, NULL, 0), 0);
+	int st;
+	waitpid(pid, &st, 0);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 143);
+	assert_int_equal(access(fifo, F_OK), -1);
+	assert_int_equal(access(script, F_OK), -1);
+	assert_int_equal(waitpid(bystander, &st, WNOHANG), 0); /* still sleeping */
+	kill(bystander, SIGKILL);
+	waitpid(bystander, &st, 0);
+	/* nothing to do is fine too */
+	assert_int_equal(run(sweep, NULL, NULL, 0, NULL, 0), 0);
+	free(sweep);
+	assert_null(cmd_exec_sweep(NULL, NULL));
+	free(reader);
+	free(other);
+	(void)x;
 }
 
 static void test_long_command_goes_through_a_script(void **state)
@@ -268,6 +312,7 @@ int main(void)
 	    cmocka_unit_test(test_invalid_names_build_nothing),
 	    cmocka_unit_test(test_fifo_splits_stderr_and_is_removed),
 	    cmocka_unit_test(test_quit_while_waiting_removes_the_fifo),
+	    cmocka_unit_test(test_sweep_ends_waiting_sides_and_removes_the_fifo),
 	    cmocka_unit_test(test_long_command_goes_through_a_script),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
