@@ -534,3 +534,45 @@ int h_header(const struct h_resp *r, const char *name, char *out, size_t cap)
 	}
 	return 0;
 }
+
+/* ---- poseidon-wsgate ---- */
+
+pid_t h_stack_start_wsgate(struct h_stack *s)
+{
+	return h_stack_start_wsgate_with(s, NULL, NULL);
+}
+
+pid_t h_stack_start_wsgate_with(struct h_stack *s, const char *const *env, const char *const *args)
+{
+	static int started;
+	char bin[PATH_MAX], logfile[PATH_MAX], port[64], asan[700], ubsan[700];
+	char *all[40], *argv[24];
+	int n = 0, a = 0;
+	if (!s->wsgate_port)
+		s->wsgate_port = h_free_port();
+	const char *dir = s->rundir[0] ? s->rundir : h_tmpdir();
+	snprintf(port, sizeof port, "POSEIDON_WSGATE_PORT=%d", s->wsgate_port);
+	snprintf(asan, sizeof asan, "ASAN_OPTIONS=log_path=%s/sanitizer:detect_leaks=1", dir);
+	snprintf(ubsan, sizeof ubsan, "UBSAN_OPTIONS=log_path=%s/sanitizer:print_stacktrace=1", dir);
+	for (char *const *e = h_stack_env(s); *e; e++)
+		all[n++] = *e;
+	all[n++] = port;
+	all[n++] = "POSEIDON_WSGATE_ADDRESS=127.0.0.1";
+	all[n++] = asan;
+	all[n++] = ubsan;
+	for (const char *const *e = env; e && *e && n < 38; e++)
+		all[n++] = (char *)*e;
+	all[n] = NULL;
+	snprintf(bin, sizeof bin, "%s/poseidon-wsgate", h_bin_dir());
+	argv[a++] = bin;
+	for (const char *const *p = args; p && *p && a < 22; p++)
+		argv[a++] = (char *)*p;
+	argv[a] = NULL;
+	snprintf(logfile, sizeof logfile, "%s/wsgate-%d-%d.log", h_tmpdir(), s->wsgate_port, ++started);
+	pid_t pid = h_spawn(argv, all, logfile);
+	if (pid < 0 || h_wait_port(s->wsgate_port, 10000) < 0) {
+		fprintf(stderr, "harness: poseidon-wsgate did not start (see %s)\n", logfile);
+		return -1;
+	}
+	return pid;
+}

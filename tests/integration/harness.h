@@ -100,4 +100,14 @@ void h_resp_free(struct h_resp *r);
 /* Value of a response header (case-insensitive), copied into out; 1 if found. */
 int h_header(const struct h_resp *r, const char *name, char *out, size_t cap);
 
+/* ---- poseidon-wsgate ---- */
+/* Starts poseidon-wsgate on s->wsgate_port (picked here when still 0; lighttpd proxies the
+ * WebSocket route to it) against the stack's Redis and Nomad, and waits until it listens.
+ * Returns its pid or -1. Its log is <tmpdir>/wsgate-<port>-<n>.log; sanitizer reports go to
+ * s->rundir like the workers'. h_stop(pid) stops it (SIGTERM). */
+pid_t h_stack_start_wsgate(struct h_stack *s);
+/* The same with extra "K=V" variables (e.g. POSEIDON_SERVER_TOKEN=...) and extra arguments
+ * (e.g. "-ping-ms", "300"), each NULL-terminated or NULL. */
+pid_t h_stack_start_wsgate_with(struct h_stack *s, const char *const *env, const char *const *args);
+
 #endif
