@@ -17,7 +17,8 @@
  * execution gets the terminal message {"type":"error","data":"Error executing the request"} and
  * close 1000 rather than a silent cut, its program gets SIGQUIT (0x1C on its tty), new requests
  * are answered 503, and the process exits once the messages are out (at most GATE_SHUTDOWN_MS).
- * SIGPIPE is ignored.
+ * SIGPIPE is ignored. Under systemd (Type=notify) it sends READY=1 once it listens, WATCHDOG=1 from
+ * a loop timer and STOPPING=1 on SIGTERM (lib/sdnotify; nothing happens outside systemd).
  *
  * Flags: -config FILE (as every program), -ping-ms N (client ping interval, default 30000;
  * tests shorten it). Configuration keys: wsgate.address, wsgate.port, server.token,
@@ -31,6 +32,7 @@
 
 #include "gate.h"
 #include "log.h"
+#include "sdnotify.h"
 
 #define HEADER_DATA_MAX 8192 /* request headers: CodeOcean adds tracing headers */
 #define HEADER_POOL     256  /* handshakes in progress at once */
@@ -83,6 +85,17 @@ static int parse_args(int argc, char **argv, int *ping_ms)
 		}
 	}
 	return 0;
+}
+
+/* systemd's watchdog (deploy/systemd/poseidon-wsgate.service): pinged from a loop timer, so a
+ * stuck loop stops the pings. */
+#define WATCHDOG_CHECK_MS 1000
+static lws_sorted_usec_list_t watchdog;
+static void on_watchdog(lws_sorted_usec_list_t *sul)
+{
+	if (sdnotify_watchdog_tick() < 0)
+		log_warn("watchdog notification failed");
+	lws_sul_schedule(signal_ctx, 0, sul, on_watchdog, WATCHDOG_CHECK_MS * 1000);
 }
 
 /* While stopping, the loop must turn even when nothing happens. */
@@ -145,6 +158,9 @@ int main(int argc, char **argv)
 	signal_ctx = g.ctx;
 	char port[24];
 	log_info("listening", "address", g.cfg.wsgate.address, "port", log_int(port, g.cfg.wsgate.port));
+	if (sdnotify_ready("accepting executions") < 0)
+		log_warn("readiness notification failed");
+	on_watchdog(&watchdog);
 
 	long long stop_at = 0, stop_begun = 0;
 	while (lws_service(g.ctx, 0) >= 0) {
@@ -154,6 +170,7 @@ int main(int argc, char **argv)
 			stop_at = stop_begun + GATE_SHUTDOWN_MS;
 			char n[24];
 			log_info("stopping: ending open executions", "open", log_int(n, g.nsessions));
+			sdnotify_stopping("ending open executions");
 			listener_close(); /* new connections go to another gateway on the port, if any */
 			session_shutdown_all(&g);
 			on_tick(&tick);
@@ -165,6 +182,7 @@ int main(int argc, char **argv)
 			break;
 	}
 	lws_sul_cancel(&tick);
+	lws_sul_cancel(&watchdog);
 	signal_ctx = NULL;
 	lws_context_destroy(g.ctx);
 	destroyer_stop(g.destroyer, 5000);
