@@ -40,8 +40,10 @@ struct exec_sess {
 	int out_eof, err_eof;
 	int out_paused;
 	long long oom_base;
+	unsigned oom_ends_base;
 	struct loop_timer drain_timer;
 	int finished;
+	int oom_waited;
 	int freeing;
 };
 
@@ -97,16 +99,18 @@ static void finish(struct exec_sess *s)
 	int code = WIFEXITED(s->status) ? WEXITSTATUS(s->status) : 128 + WTERMSIG(s->status);
 	struct nl_alloc *a = state_alloc(s->alloc_id);
 	struct sandbox *sb = a ? task_sandbox(a) : NULL;
-	if (a && code == 137) {
-		/* killed: by the OOM killer when the allocation's cgroup counted one */
-		long long n = -1;
-		if (a->rt && sb)
-			n = sandbox_oom_count(sb);
-		else if (a->rt)
-			n = -2;
-		if (n > s->oom_base || n == -2) {
+	if (WIFSIGNALED(s->status) && WTERMSIG(s->status) == SIGKILL && a) {
+		/* Killed: by the kernel as the largest process after an OOM (an ordinary 137; the task
+		 * goes on, as with Docker), or with a task whose main process was OOM-killed, which
+		 * Nomad's exec reports as 128. The task's end may reach the loop a moment later: when
+		 * an OOM kill happened or the task is gone, look again then. */
+		if (task_oom_ends(a) > s->oom_ends_base)
 			code = 128;
-			task_note_oom(a);
+		else if (!s->oom_waited && (!sb || sandbox_oom_count(sb) > s->oom_base)) {
+			s->oom_waited = 1;
+			s->finished = 0;
+			loop_timer_start(&s->drain_timer, EXEC_OOM_WAIT_MS);
+			return;
 		}
 	}
 	if (s->c) {
@@ -678,6 +682,7 @@ void exec_handle(struct http_conn *c, struct http_req *r, const char *alloc_id, 
 	if (env && tty && !has_term)
 		env[nenv] = "TERM=xterm";
 	s->oom_base = sandbox_oom_count(sb);
+	s->oom_ends_base = task_oom_ends(a);
 	int rc = env ? spawn(s, sb, argv, env, err, sizeof err) : -1;
 	free(env);
 	json_object_put(cmd);

@@ -20,6 +20,7 @@
 #define EXEC_OUT_LOW (256 * 1024)
 #define EXEC_STDIN_MAX (1024 * 1024)
 #define EXEC_DRAIN_MS 1000
+#define EXEC_OOM_WAIT_MS 300
 
 /* Handles GET /v1/client/allocation/<alloc_id>/exec. token_ok: the request's token is valid. */
 void exec_handle(struct http_conn *c, struct http_req *r, const char *alloc_id, int token_ok);

@@ -730,7 +730,8 @@ static void finish(struct sandbox *sb, int code)
 	sb->exited = 1;
 	loop_timer_stop(&sb->ready_timer);
 	long long ooms = sandbox_oom_count(sb);
-	int oom = ooms > 0 && ooms > sb->oom_base;
+	/* an OOM kill that took an exec'd process earlier does not make a later end an OOM */
+	int oom = ooms > 0 && ooms > sb->oom_base && (code == 137 || code < 0);
 	/* leftovers (an exec'd process that escaped the PID namespace cannot, but be thorough) */
 	cg_kill_all(sb);
 	if (sb->ops->exited)
@@ -774,8 +775,10 @@ static void on_oom_event(struct loop_watch *w, uint32_t events)
 			return;
 	}
 	long long n = sandbox_oom_count(sb);
-	if (n > sb->oom_base && sb->ops->oom && !sb->exited)
+	if (n > sb->oom_base && n > sb->oom_seen && sb->ops->oom && !sb->exited)
 		sb->ops->oom(sb, sb->arg);
+	if (n > sb->oom_seen)
+		sb->oom_seen = n;
 }
 
 static void oom_watch_start(struct sandbox *sb)

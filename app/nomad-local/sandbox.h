@@ -63,6 +63,7 @@ struct sandbox {
 	enum sandbox_cgroup_mode cg_mode;
 	char cg[3][512];        /* v1: memory, pids, cpu; v2: cg[0] */
 	long long oom_base;
+	long long oom_seen;      /* the oom_kill count last reported */
 	int ns_fd[5];           /* mnt, pid, uts, ipc, net of the init process */
 	int root_fd;
 	struct loop_watch info_w, oom_w, pidfd_w;

@@ -23,8 +23,8 @@ struct task_rt {
 	struct sandbox sb;
 	int sb_active;     /* a sandbox exists (starting or running) */
 	int received;      /* "Received" reported */
-	int oom;           /* killing because of an OOM kill */
 	int stopping;      /* killing because the server wants it stopped */
+	unsigned oom_ends; /* times the task ended OOM-killed */
 	int64_t interval_start;
 	int interval_count;
 	struct loop_timer restart_timer, kill_timer;
@@ -283,7 +283,6 @@ static void start_sandbox(struct nl_alloc *a)
 		.pids_max = js_int(cfgj, "pids_limit", 0),
 		.task_name = a->task_name,
 	};
-	rt->oom = 0;
 	if (sandbox_start(&rt->sb, &cfg, &task_sandbox_ops, a, err, sizeof err) < 0) {
 		rt->sb_active = 0;
 		driver_failure(a, err);
@@ -469,13 +468,14 @@ static void on_sb_exited(struct sandbox *sb, int code, int oom, void *arg)
 {
 	struct nl_alloc *a = arg;
 	struct task_rt *rt = a->rt;
-	oom = oom || rt->oom;
 	if (sb->ready || sb->bwrap_pid || sb->init_pid)
 		sandbox_release(sb);
 	rt->sb_active = 0;
 	loop_timer_stop(&rt->kill_timer);
-	if (oom)
+	if (oom) {
 		code = 137;
+		rt->oom_ends++;
+	}
 	log_info("task exited", "alloc_id", a->id, "exit_code", log_int((char[24]){0}, code),
 		 "oom_killed", oom ? "true" : "false");
 	if (alloc_client_terminal(a))
@@ -498,12 +498,10 @@ static void on_sb_exited(struct sandbox *sb, int code, int oom, void *arg)
 static void on_sb_oom(struct sandbox *sb, void *arg)
 {
 	struct nl_alloc *a = arg;
-	struct task_rt *rt = a->rt;
-	if (rt->oom || sb->exited)
-		return;
-	rt->oom = 1;
-	log_warn("OOM kill in allocation, stopping its task", "alloc_id", a->id);
-	sandbox_kill(sb);
+	(void)sb;
+	/* The kernel killed the cgroup's largest process. As with Docker, the task goes on unless
+	 * that was its main process (then the sandbox exits and reports the OOM). */
+	log_warn("OOM kill in allocation", "alloc_id", a->id);
 }
 
 static const struct sandbox_ops task_sandbox_ops = {
@@ -511,13 +509,6 @@ static const struct sandbox_ops task_sandbox_ops = {
 	.exited = on_sb_exited,
 	.oom = on_sb_oom,
 };
-
-void task_note_oom(struct nl_alloc *a)
-{
-	struct task_rt *rt = a->rt;
-	if (rt && rt->sb_active && !rt->sb.exited)
-		on_sb_oom(&rt->sb, a);
-}
 
 /* ---- stopping ---- */
 
@@ -573,10 +564,15 @@ void task_stop(struct nl_alloc *a)
 	loop_timer_start(&rt->kill_timer, kt / 1000000);
 }
 
+unsigned task_oom_ends(struct nl_alloc *a)
+{
+	return a->rt ? ((struct task_rt *)a->rt)->oom_ends : 0;
+}
+
 struct sandbox *task_sandbox(struct nl_alloc *a)
 {
 	struct task_rt *rt = a->rt;
-	if (!rt || !rt->sb_active || !rt->sb.ready || rt->sb.exited || rt->stopping || rt->oom)
+	if (!rt || !rt->sb_active || !rt->sb.ready || rt->sb.exited || rt->stopping)
 		return NULL;
 	return &rt->sb;
 }

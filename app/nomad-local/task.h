@@ -24,10 +24,10 @@ void task_received(struct nl_alloc *a);
 void task_stop(struct nl_alloc *a);
 /* The sandbox of a running allocation, or NULL. */
 struct sandbox *task_sandbox(struct nl_alloc *a);
+/* How many times the task ended OOM-killed (an exec session compares it across its life). */
+unsigned task_oom_ends(struct nl_alloc *a);
 /* Environment of the task (NULL-terminated, owned by the allocation's runtime). */
 char **task_env(struct nl_alloc *a);
-/* An exec session saw an OOM kill: start the OOM handling now if the cgroup event has not. */
-void task_note_oom(struct nl_alloc *a);
 /* After a restart of the agent. */
 void task_restore(struct nl_alloc *a);
 /* Frees the runtime of an allocation about to be removed from the state. */

@@ -522,6 +522,41 @@ static void test_no_network_inside(void **state)
 	h_nomad_cleanup(&n);
 }
 
+static void test_exec_memory_hog_is_killed_and_the_task_goes_on(void **state)
+{
+	(void)state;
+	struct h_nomad n;
+	struct h_exec x;
+	char alloc[64];
+	start(&n);
+	run_job(&n, "10-exec-oom", 40, "", alloc);
+	/* the kernel kills the largest process of the allocation's cgroup: the exec'd one (WS-13) */
+	assert_int_equal(h_nomad_exec(&n, alloc, "[\"/bin/sh\",\"-c\",\"tail /dev/zero; echo after $?\"]", 0, NULL, 0, &x), 0);
+	assert_int_equal(x.exit_code, 0);
+	assert_non_null(x.out);
+	assert_non_null(strstr(x.out, "after 137"));
+	h_exec_free(&x);
+	assert_int_equal(h_nomad_exec(&n, alloc, "[\"/bin/sh\",\"-c\",\"exec tail /dev/zero\"]", 0, NULL, 0, &x), 0);
+	assert_int_equal(x.exit_code, 137);
+	h_exec_free(&x);
+	/* the task was not touched */
+	char path[128];
+	snprintf(path, sizeof path, "/v1/allocation/%s", alloc);
+	struct h_resp r = req(&n, "GET", path, NULL);
+	assert_int_equal(r.status, 200);
+	json_object *o = json_tokener_parse(r.body), *ts, *t;
+	h_resp_free(&r);
+	assert_string_equal(str(o, "ClientStatus"), "running");
+	assert_true(json_object_object_get_ex(o, "TaskStates", &ts) && json_object_object_get_ex(ts, "default-task", &t));
+	assert_int_equal(atoi(str(t, "Restarts")), 0);
+	json_object_put(o);
+	assert_int_equal(h_nomad_exec(&n, alloc, "[\"/bin/true\"]", 0, NULL, 0, &x), 0);
+	assert_int_equal(x.exit_code, 0);
+	h_exec_free(&x);
+	h_nomad_stop(&n);
+	h_nomad_cleanup(&n);
+}
+
 static void test_memory_hog_is_oom_killed_and_reported(void **state)
 {
 	(void)state;
@@ -530,9 +565,21 @@ static void test_memory_hog_is_oom_killed_and_reported(void **state)
 	struct h_stream s;
 	char alloc[64];
 	start(&n);
-	run_job(&n, "10-oom", 40, "", alloc);
+	/* the task's main process is the hog: the task ends OOM-killed and restarts */
+	char *body = h_nomad_job("10-oom", 40, "");
+	char *cmd = strstr(body, "\"command\":\"sleep\",\"args\":[\"infinity\"]");
+	assert_non_null(cmd);
+	static const char hog[] = "\"command\":\"/bin/sh\",\"args\":[\"-c\",\"sleep 2; exec tail /dev/zero\"]";
+	size_t oldlen = strlen("\"command\":\"sleep\",\"args\":[\"infinity\"]");
+	char *job = NULL;
+	assert_true(asprintf(&job, "%.*s%s%s", (int)(cmd - body), body, hog, cmd + oldlen) > 0);
+	free(body);
+	assert_int_equal(h_nomad_register(&n, job, NULL), 200);
+	free(job);
+	assert_int_equal(h_nomad_wait_running(&n, "10-oom", alloc, TIMEOUT_MS), 0);
 	assert_int_equal(h_stream_open(&s, n.port, "/v1/event/stream?topic=Allocation", NULL), 200);
-	assert_int_equal(h_nomad_exec(&n, alloc, "[\"/bin/sh\",\"-c\",\"tail /dev/zero\"]", 0, NULL, 0, &x), 0);
+	/* an exec'd process that goes down with the task reports 128, as Nomad's does */
+	assert_int_equal(h_nomad_exec(&n, alloc, "[\"/bin/sleep\",\"30\"]", 0, NULL, 0, &x), 0);
 	assert_int_equal(x.exit_code, 128);
 	h_exec_free(&x);
 	json_object *e = NULL;
@@ -848,6 +895,7 @@ int main(void)
 		cmocka_unit_test(test_exec_errors_are_nomads),
 		cmocka_unit_test(test_file_written_as_root_is_read_as_user),
 		cmocka_unit_test(test_no_network_inside),
+		cmocka_unit_test(test_exec_memory_hog_is_killed_and_the_task_goes_on),
 		cmocka_unit_test(test_memory_hog_is_oom_killed_and_reported),
 		cmocka_unit_test(test_purge_ends_processes_and_emits_events),
 		cmocka_unit_test(test_meta_change_of_config_group_restarts_nothing),
