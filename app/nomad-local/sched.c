@@ -457,21 +457,30 @@ static void on_gc(struct loop_timer *t)
 	int terminal = 0;
 	for (int i = 0; i < st.nallocs; i++)
 		terminal += alloc_client_terminal(st.allocs[i]);
-	for (int i = st.nallocs - 1; i >= 0; i--) {
+	/* oldest first (the arrays are in creation order; removing shifts the rest down) */
+	for (int i = 0; i < st.nallocs;) {
 		struct nl_alloc *a = st.allocs[i];
-		if (!alloc_client_terminal(a))
-			continue;
 		int old = now - a->modify_time > SCHED_GC_AGE_NS;
-		if ((old && !job_of_alloc(a)) || terminal > SCHED_GC_MAX_TERMINAL) {
+		if (alloc_client_terminal(a) && ((old && !job_of_alloc(a)) || terminal > SCHED_GC_MAX_TERMINAL)) {
 			task_forget(a);
 			state_remove_alloc(a);
 			terminal--;
+		} else {
+			i++;
 		}
 	}
-	for (int i = st.nevals - 1; i >= 0; i--) {
+	int done = 0;
+	for (int i = 0; i < st.nevals; i++)
+		done += strcmp(st.evals[i]->status, "pending") != 0;
+	for (int i = 0; i < st.nevals;) {
 		struct nl_eval *e = st.evals[i];
-		if (strcmp(e->status, "pending") != 0 && now - e->modify_time > SCHED_GC_AGE_NS)
+		if (strcmp(e->status, "pending") != 0 &&
+		    (now - e->modify_time > SCHED_GC_AGE_NS || done > SCHED_GC_MAX_DONE_EVALS)) {
 			state_remove_eval(e);
+			done--;
+		} else {
+			i++;
+		}
 	}
 	loop_timer_start(t, SCHED_GC_INTERVAL_MS);
 }

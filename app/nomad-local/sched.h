@@ -18,9 +18,12 @@
 #include "state.h"
 
 #define SCHED_EVAL_DELAY_MS 50
-#define SCHED_GC_INTERVAL_MS 60000
+/* Terminal allocations and finished evaluations are kept an hour as in Nomad, but at most these
+ * many of each: a runner pool churns a few per second and each allocation carries its job. */
+#define SCHED_GC_INTERVAL_MS 10000
 #define SCHED_GC_AGE_NS (3600LL * 1000000000LL)
-#define SCHED_GC_MAX_TERMINAL 2000
+#define SCHED_GC_MAX_TERMINAL 200
+#define SCHED_GC_MAX_DONE_EVALS 500
 
 void sched_init(void);
 /* Registers req->job (ownership taken). Returns the response body (caller puts). */
