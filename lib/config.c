@@ -43,7 +43,7 @@ static const struct key keys[] = {
 	BOOL("server.interactivestderr", server.interactivestderr, "true", "Deliver stderr as separate `stderr` messages; false merges it into stdout."),
 	STR("server.templatejobfile", server.templatejobfile, "", "Nomad JSON job template for environments; empty uses deploy/template-job.json."),
 	{"server.alert.prewarmingpoolthreshold", K_FLOAT, F(server.alert.prewarmingpoolthreshold), 0, 1, "0", "/health answers 503 when idle/poolsize falls below this ratio (0 disables)."},
-	INT("server.alert.prewarmingpoolreloadtimeout", server.alert.prewarmingpoolreloadtimeout, 0, INT_MAX, "0", "Seconds a pool may stay below the threshold before it is reloaded (0: never)."),
+	INT("server.alert.prewarmingpoolreloadtimeout", server.alert.prewarmingpoolreloadtimeout, 0, INT_MAX, "0", "Accepted for the reference's configuration files and not used: poseidon-refill replaces runners that do not start within refill.starttimeout and reconciles with Nomad every reconcile.interval, which is what the reference's reload was for."),
 	INT("server.maxbodysize", server.maxbodysize, 1024, LLONG_MAX / 2, "67108864", "Largest accepted request body in bytes; larger bodies get 413."),
 	{"server.publicscheme", K_SCHEME, F(server.publicscheme), 0, 0, "", "Scheme of websocketUrl: empty derives it from TLS and X-Forwarded-Proto, or ws / wss."},
 	BOOL("nomad.enabled", nomad.enabled, "true", "Use Nomad (always true here; kept for compatibility)."),
