@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcgiapp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,7 +109,14 @@ int main(int argc, char **argv)
 	FCGX_Request fcgi;
 	FCGX_InitRequest(&fcgi, sock, 0);
 	log_debug("worker ready");
+	/* SIGTERM/SIGINT wait while a request is served, so no system call of the request sees EINTR;
+	 * on unblocking the handler runs and the loop ends before the next accept */
+	sigset_t term;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigaddset(&term, SIGINT);
 	while (!stopping && FCGX_Accept_r(&fcgi) >= 0) {
+		pthread_sigmask(SIG_BLOCK, &term, NULL);
 		struct http_req r;
 		if (http_req_init(&r, &fcgi, &e) < 0)
 			api_fail(&r, &e);
@@ -116,6 +124,7 @@ int main(int argc, char **argv)
 			api_dispatch(&a, &r);
 		http_req_free(&r);
 		FCGX_Finish_r(&fcgi);
+		pthread_sigmask(SIG_UNBLOCK, &term, NULL);
 	}
 	FCGX_Free(&fcgi, 1);
 	metrics_flusher_stop(); /* sends what is left */

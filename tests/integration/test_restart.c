@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +195,74 @@ static void test_inactivity_deadline_survives_restarts(void **state)
 	assert_int_equal(call("POST", path, "{\"command\":\"true\"}", NULL, 0), 410);
 }
 
+/* What a PATCH of one file of size bytes answers, sent from a thread while the test signals. */
+struct upload {
+	char path[256];
+	char *body;
+	long status;
+};
+
+static void *do_upload(void *arg)
+{
+	struct upload *u = arg;
+	u->status = call("PATCH", u->path, u->body, NULL, 0);
+	return NULL;
+}
+
+/* Graceful shutdown: SIGTERM to every API worker while they copy a large file finishes that
+ * request (then they exit and lighttpd starts new ones). */
+static void test_sigterm_finishes_in_flight_requests(void **state)
+{
+	(void)state;
+	char id[128];
+	claim(id, 300);
+	struct upload u = {0};
+	snprintf(u.path, sizeof u.path, "/runners/%s/files", id);
+	/* 12 MiB of base64 content: long enough to be in flight in a worker when the signal comes */
+	size_t n = 12u << 20;
+	u.body = malloc(n + 128);
+	assert_non_null(u.body);
+	int off = snprintf(u.body, 128, "{\"copy\":[{\"path\":\"big\",\"content\":\"");
+	for (size_t i = 0; i < n; i++)
+		u.body[off + i] = "QUJD"[i % 4];
+	snprintf(u.body + off + n, 128 - (size_t)off, "\"}],\"delete\":[]}");
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, do_upload, &u), 0);
+	/* the workers: poseidon-api processes whose parent is this stack's lighttpd */
+	int signalled = 0;
+	for (long long t0 = h_now_ms(); !signalled && h_now_ms() - t0 < 5000; h_sleep_ms(20)) {
+		char cmd[128];
+		snprintf(cmd, sizeof cmd, "pgrep -P %d -f poseidon-api | tr '\\n' ' '", (int)st.lighttpd);
+		FILE *f = popen(cmd, "r");
+		char pids[512] = "";
+		if (f) {
+			if (!fgets(pids, sizeof pids, f))
+				pids[0] = 0;
+			pclose(f);
+		}
+		/* wait until a worker is busy with the body (its CPU time grows), then signal them all */
+		if (h_now_ms() - t0 < 150 || !pids[0])
+			continue;
+		for (char *p = strtok(pids, " "); p; p = strtok(NULL, " "))
+			signalled += kill(atoi(p), SIGTERM) == 0;
+	}
+	assert_true(signalled > 0);
+	long long sent = h_now_ms();
+	pthread_join(t, NULL);
+	fprintf(stderr, "sigterm: the upload was answered %ld, %lld ms after the signal\n", u.status, h_now_ms() - sent);
+	free(u.body);
+	assert_int_equal(u.status, 204);
+	/* the file arrived whole (asked of Nomad: the workers are gone until lighttpd starts others) */
+	struct h_exec x;
+	char alloc[64];
+	snprintf(alloc, sizeof alloc, "%s", h_redis_cli(&st.redis, "HGET poseidon:runner:%s allocId", id));
+	assert_int_equal(h_nomad_exec(&st.nomad, alloc, "[\"stat\",\"-c\",\"%s\",\"/workspace/big\"]", 0, NULL, 0, &x), 0);
+	assert_int_equal(x.exit_code, 0);
+	assert_non_null(x.out);
+	assert_int_equal(atol(x.out), (long)(n / 4 * 3));
+	h_exec_free(&x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -201,6 +271,7 @@ int main(void)
 		cmocka_unit_test(test_redis_restart_keeps_everything),
 		cmocka_unit_test(test_nomad_restart_keeps_runners),
 		cmocka_unit_test(test_inactivity_deadline_survives_restarts),
+		cmocka_unit_test(test_sigterm_finishes_in_flight_requests),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
