@@ -246,8 +246,9 @@ int h_wait_port(int port, int timeout_ms)
 	long long end = h_now_ms() + timeout_ms;
 	do {
 		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		struct sockaddr_in a = {.sin_family = AF_INET,
+		                        .sin_port = htons((uint16_t)port),
+		                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 		int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
 		close(fd);
 		if (ok)
@@ -275,10 +276,26 @@ int h_redis_restart(struct h_redis *r)
 	snprintf(logfile, sizeof logfile, "%s/redis-%d.log", h_tmpdir(), r->port);
 	char sock[600];
 	snprintf(sock, sizeof sock, "%s/redis.sock", r->dir);
-	char *argv[] = {"/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", port, "--unixsocket", sock,
-			"--unixsocketperm", "700",
-			"--dir", r->dir, "--appendonly", "yes", "--save", "",
-			"--daemonize", "no", "--protected-mode", "yes", NULL};
+	char *argv[] = {"/usr/bin/redis-server",
+	                "--bind",
+	                "127.0.0.1",
+	                "--port",
+	                port,
+	                "--unixsocket",
+	                sock,
+	                "--unixsocketperm",
+	                "700",
+	                "--dir",
+	                r->dir,
+	                "--appendonly",
+	                "yes",
+	                "--save",
+	                "",
+	                "--daemonize",
+	                "no",
+	                "--protected-mode",
+	                "yes",
+	                NULL};
 	r->pid = h_spawn(argv, NULL, logfile);
 	if (r->pid < 0 || h_wait_port(r->port, 10000) < 0) {
 		fprintf(stderr, "harness: redis-server did not start (see %s)\n", logfile);
@@ -339,7 +356,8 @@ int h_stack_start(struct h_stack *s, const struct h_front_opts *o)
 	ENV("ASAN_OPTIONS=log_path=%s/sanitizer:detect_leaks=1", s->rundir);
 	ENV("UBSAN_OPTIONS=log_path=%s/sanitizer:print_stacktrace=1", s->rundir);
 	if (o->valgrind) {
-		/* lighttpd execs bin-path directly: point it at a wrapper that runs the worker under valgrind */
+		/* lighttpd execs bin-path directly: point it at a wrapper that runs the worker under valgrind
+		 */
 		char wrapdir[600], wrap[700];
 		snprintf(wrapdir, sizeof wrapdir, "%s/vgbin", s->rundir);
 		mkdir(wrapdir, 0755);
@@ -347,10 +365,11 @@ int h_stack_start(struct h_stack *s, const struct h_front_opts *o)
 		FILE *f = fopen(wrap, "w");
 		if (!f)
 			return -1;
-		fprintf(f, "#!/bin/sh\nexec valgrind --leak-check=full --show-leak-kinds=definite,indirect "
-			   "--errors-for-leak-kinds=definite,indirect --error-exitcode=99 "
-			   "--log-file=%s/valgrind-%%p.log %s/poseidon-api \"$@\"\n",
-			s->rundir, h_bin_dir());
+		fprintf(f,
+		        "#!/bin/sh\nexec valgrind --leak-check=full --show-leak-kinds=definite,indirect "
+		        "--errors-for-leak-kinds=definite,indirect --error-exitcode=99 "
+		        "--log-file=%s/valgrind-%%p.log %s/poseidon-api \"$@\"\n",
+		        s->rundir, h_bin_dir());
 		fclose(f);
 		chmod(wrap, 0755);
 		ENV("POSEIDON_BIN_DIR=%s", wrapdir);
@@ -384,7 +403,8 @@ char *const *h_stack_env(const struct h_stack *s)
 	snprintf(addr, sizeof addr, "POSEIDON_REDIS_ADDRESS=127.0.0.1");
 	snprintf(nomad, sizeof nomad, "POSEIDON_NOMAD_PORT=%d", s->nomad.port ? s->nomad.port : 1);
 	snprintf(ns, sizeof ns, "POSEIDON_NOMAD_ADDRESS=127.0.0.1");
-	env[0] = redis, env[1] = addr, env[2] = nomad, env[3] = ns, env[4] = "POSEIDON_CONFIG=", env[5] = NULL;
+	env[0] = redis, env[1] = addr, env[2] = nomad, env[3] = ns,
+	env[4] = "POSEIDON_CONFIG=", env[5] = NULL;
 	return env;
 }
 
@@ -435,7 +455,8 @@ void h_stack_stop(struct h_stack *s)
 int h_sanitizer_reports(const char *dir)
 {
 	char cmd[1200];
-	snprintf(cmd, sizeof cmd, "for f in %s/sanitizer.*; do [ -f \"$f\" ] && cat \"$f\" >&2 && echo x; done", dir);
+	snprintf(cmd, sizeof cmd,
+	         "for f in %s/sanitizer.*; do [ -f \"$f\" ] && cat \"$f\" >&2 && echo x; done", dir);
 	FILE *p = popen(cmd, "r");
 	int n = 0, c;
 	while (p && (c = fgetc(p)) != EOF)
@@ -465,7 +486,7 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
 }
 
 int h_http(struct h_resp *r, const char *method, const char *url, const char *body, long len,
-	   const char *const *headers)
+           const char *const *headers)
 {
 	struct buf b = {0}, h = {0};
 	struct curl_slist *hl = NULL;
@@ -479,7 +500,8 @@ int h_http(struct h_resp *r, const char *method, const char *url, const char *bo
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	if (body) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(len < 0 ? (long)strlen(body) : len));
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+		                 (curl_off_t)(len < 0 ? (long)strlen(body) : len));
 	}
 	hl = curl_slist_append(hl, "Expect:");
 	for (const char *const *p = headers; p && *p; p++)

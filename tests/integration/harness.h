@@ -50,21 +50,20 @@ int h_redis_start(struct h_redis *r);
 /* Stops it if running and starts it again on the same port and data directory. */
 int h_redis_restart(struct h_redis *r);
 /* Runs a redis-cli command against it and returns its trimmed output (static buffer). */
-const char *h_redis_cli(const struct h_redis *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+const char *h_redis_cli(const struct h_redis *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The web front: lighttpd with poseidon-api FastCGI workers. */
 struct h_front_opts {
-	int workers;             /* 0: 2 */
-	const char *token;       /* server.token, NULL: none */
-	const char *const *env;  /* extra POSEIDON_* "K=V" for the workers, NULL-terminated */
-	int valgrind;            /* run workers under valgrind (leak check) */
+	int workers;            /* 0: 2 */
+	const char *token;      /* server.token, NULL: none */
+	const char *const *env; /* extra POSEIDON_* "K=V" for the workers, NULL-terminated */
+	int valgrind;           /* run workers under valgrind (leak check) */
 };
 struct h_stack {
 	struct h_redis redis;
 	struct h_nomad nomad; /* when started with h_stack_start_nomad (port 0 otherwise) */
 	pid_t refill;
-	int port;       /* lighttpd */
+	int port; /* lighttpd */
 	int wsgate_port;
 	pid_t lighttpd;
 	char base[128]; /* http://127.0.0.1:<port>/api/v1 */
@@ -87,15 +86,15 @@ int h_sanitizer_reports(const char *dir);
 /* A finished HTTP exchange. */
 struct h_resp {
 	long status;
-	char *body;        /* NUL-terminated; owned, free with h_resp_free */
+	char *body; /* NUL-terminated; owned, free with h_resp_free */
 	size_t len;
-	char *headers;     /* raw response header block, lower-cased names not guaranteed */
+	char *headers; /* raw response header block, lower-cased names not guaranteed */
 	double seconds;
 };
 /* method, url, optional body (len may be -1 for strlen), NULL-terminated extra header lines.
  * Returns 0 when an HTTP answer arrived (any status), -1 on transport failure. */
 int h_http(struct h_resp *r, const char *method, const char *url, const char *body, long len,
-	   const char *const *headers);
+           const char *const *headers);
 void h_resp_free(struct h_resp *r);
 /* Value of a response header (case-insensitive), copied into out; 1 if found. */
 int h_header(const struct h_resp *r, const char *name, char *out, size_t cap);
