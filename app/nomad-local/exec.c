@@ -39,6 +39,7 @@ struct exec_sess {
 	int stdin_close;
 	int out_eof, err_eof;
 	int out_paused;
+	int held_master; /* the pty master after the last slave closed, until the process is reaped */
 	long long oom_base;
 	unsigned oom_ends_base;
 	struct loop_timer drain_timer;
@@ -55,6 +56,8 @@ static void sess_free(void *p)
 {
 	struct exec_sess *s = p;
 	buf_free(&s->stdin_buf);
+	if (s->held_master >= 0)
+		close(s->held_master);
 	free(s);
 	nsess--;
 }
@@ -174,7 +177,15 @@ static void on_output(struct loop_watch *w, uint32_t events)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	/* EOF, or EIO on a pty whose last slave closed */
-	close_watch(w);
+	if (s->tty && !s->exited && s->held_master < 0) {
+		/* the process closes its terminal on the way out (head does): closing the master now
+		 * would hang up the terminal and kill it with SIGHUP before it exits; as with Docker,
+		 * the master stays open until the process is gone */
+		s->held_master = w->fd;
+		loop_unwatch(w);
+	} else {
+		close_watch(w);
+	}
 	if (is_err)
 		s->err_eof = 1;
 	else
@@ -322,6 +333,10 @@ static void on_child(pid_t pid, int status, void *arg)
 	s->exited = 1;
 	s->status = status;
 	s->pid = 0;
+	if (s->held_master >= 0) {
+		close(s->held_master);
+		s->held_master = -1;
+	}
 	if (s->tty) {
 		/* the pty: remaining output is still readable, then EIO */
 		if (s->out_w.fd >= 0)
@@ -608,6 +623,7 @@ void exec_handle(struct http_conn *c, struct http_req *r, const char *alloc_id, 
 	}
 	nsess++;
 	s->in_w.fd = s->out_w.fd = s->err_w.fd = -1;
+	s->held_master = -1;
 	s->tty = tty;
 	snprintf(s->alloc_id, sizeof s->alloc_id, "%s", alloc_id);
 	loop_timer_init(&s->drain_timer, on_drain_timeout, s);

@@ -522,6 +522,27 @@ static void test_no_network_inside(void **state)
 	h_nomad_cleanup(&n);
 }
 
+/* A program that closes its terminal on the way out (head does) ends with its own exit code:
+ * the pty is not hung up under it (it was, with SIGHUP, in about one run of three). */
+static void test_tty_program_that_closes_its_terminal_exits_normally(void **state)
+{
+	(void)state;
+	struct h_nomad n;
+	struct h_exec x;
+	char alloc[64];
+	start(&n);
+	run_job(&n, "10-tty-close", 100, "", alloc);
+	for (int i = 0; i < 30; i++) {
+		assert_int_equal(h_nomad_exec(&n, alloc, "[\"/bin/sh\",\"-c\",\"exec head -n 1\"]", 1, "Hello World!\n", 0, &x), 0);
+		assert_int_equal(x.exit_code, 0);
+		assert_non_null(x.out);
+		assert_string_equal(x.out, "Hello World!\r\nHello World!\r\n");
+		h_exec_free(&x);
+	}
+	h_nomad_stop(&n);
+	h_nomad_cleanup(&n);
+}
+
 static void test_exec_memory_hog_is_killed_and_the_task_goes_on(void **state)
 {
 	(void)state;
@@ -895,6 +916,7 @@ int main(void)
 		cmocka_unit_test(test_exec_errors_are_nomads),
 		cmocka_unit_test(test_file_written_as_root_is_read_as_user),
 		cmocka_unit_test(test_no_network_inside),
+		cmocka_unit_test(test_tty_program_that_closes_its_terminal_exits_normally),
 		cmocka_unit_test(test_exec_memory_hog_is_killed_and_the_task_goes_on),
 		cmocka_unit_test(test_memory_hog_is_oom_killed_and_reported),
 		cmocka_unit_test(test_purge_ends_processes_and_emits_events),

@@ -455,10 +455,6 @@ static void run_on(const char *runner, const char *body, const char *input, stru
 		assert_int_equal(ws_read(&c, TIMEOUT, &d, &n), 1);
 		take_message(s, d, n);
 		free(d);
-		/* not at once: nomad-local's pty sometimes hangs up a program that gets input within
-		 * its first milliseconds (exit 129 with `bash -c "head -n 1"` alone, about 1 in 30;
-		 * docs/wsgate.md), which is not what this test is about */
-		h_sleep_ms(150);
 		assert_int_equal(ws_send(&c, 1, input, strlen(input)), 0);
 	}
 	read_all(&c, s, timeout_ms);
