@@ -29,7 +29,6 @@
 #define GATE_POLL_MS         500         /* how often a running execution looks at its runner in Redis */
 #define GATE_STDERR_DRAIN_MS 2000        /* after the program's end: stderr's time to reach its end */
 #define GATE_ERR_KILL_MS     500         /* after its 0x1C: the stderr session's time to end */
-#define GATE_STDIN_PENDING   (64 * 1024) /* client input held while Nomad's stdin queue is full */
 #define GATE_SHUTDOWN_MS     3000        /* SIGTERM: time to flush the terminal messages */
 #define GATE_EXEC_ID_MAX     64
 #define GATE_VHOST           "poseidon-wsgate"

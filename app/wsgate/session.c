@@ -27,6 +27,7 @@
 #include "commands.h"
 #include "gate.h"
 #include "log.h"
+#include "metrics.h"
 #include "nomad_exec.h"
 #include "wsmsg.h"
 
@@ -254,9 +255,14 @@ void session_on_ping_timer(struct session *s)
 
 /* ---- outcome ------------------------------------------------------------------------------- */
 
+/* Logs the end and counts it in poseidon_executions_total (once per execution). */
 static void log_end(struct session *s)
 {
 	char ms[24], code[24];
+	const char *kind = strcmp(s->outcome, "exit") == 0 || strcmp(s->outcome, "timeout") == 0 ? s->outcome
+	                   : strncmp(s->outcome, "client ", 7) == 0                                 ? "client_close"
+	                                                                                              : "error";
+	metrics_execution_outcome(s->g->store, kind);
 	log_info("execution ended", "runner", s->runner, "execution", s->exec_id, "outcome", s->outcome,
 	         "exit", s->main_ended && !s->main_failed ? log_int(code, s->exit_code) : "", "ms",
 	         log_int(ms, mono_ms() - s->t0));
@@ -787,6 +793,8 @@ void session_on_receive(struct session *s, const void *in, size_t len)
 		if (!len)
 			return;
 	}
+	/* held input is at most one received chunk: reading from the client pauses until Nomad
+	 * took it (x_writable), so a fast typist back-pressures instead of growing memory */
 	unsigned char *p = realloc(s->pend, s->pend_len + len);
 	if (!p)
 		return;

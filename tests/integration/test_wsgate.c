@@ -1288,6 +1288,38 @@ static void test_exit_128_after_an_oom_restart(void **state)
 	store_close(store);
 }
 
+/* The value of one line of GET /metrics, 0 when absent. */
+static double metric(const char *name)
+{
+	static char body[1 << 20];
+	assert_int_equal(call("GET", "/metrics", NULL, body, sizeof body), 200);
+	const char *p = body;
+	size_t n = strlen(name);
+	while ((p = strstr(p, name)) != NULL) {
+		if ((p == body || p[-1] == '\n') && p[n] == ' ')
+			return atof(p + n + 1);
+		p += n;
+	}
+	return 0;
+}
+
+/* poseidon_executions_total counts what the gateway saw end, by outcome. */
+static void test_executions_are_counted_by_outcome(void **state)
+{
+	(void)state;
+	struct seen s;
+	double exits = metric("poseidon_executions_total{outcome=\"exit\"}");
+	double timeouts = metric("poseidon_executions_total{outcome=\"timeout\"}");
+	run_cmd("{\"command\":\"exit 3\"}", &s);
+	assert_noninteractive(&s, 3);
+	seen_free(&s);
+	run_cmd("{\"command\":\"sleep 5\",\"timeLimit\":1}", &s);
+	assert_string_equal(last_control(&s), "{\"type\":\"timeout\"}");
+	seen_free(&s);
+	assert_true(metric("poseidon_executions_total{outcome=\"exit\"}") == exits + 1);
+	assert_true(metric("poseidon_executions_total{outcome=\"timeout\"}") == timeouts + 1);
+}
+
 static void test_interactivestderr_false_merges_stderr(void **state)
 {
 	(void)state;
@@ -1426,6 +1458,7 @@ int main(void)
 	    cmocka_unit_test(test_pings_keep_idle_sockets_alive),
 	    cmocka_unit_test(test_slow_client_back_pressures_the_program),
 	    cmocka_unit_test(test_interactivestderr_false_merges_stderr),
+	    cmocka_unit_test(test_executions_are_counted_by_outcome),
 	    cmocka_unit_test(test_token_on_the_handshake),
 	    cmocka_unit_test(test_memory_limit),
 	    cmocka_unit_test(test_exit_128_after_an_oom_restart),
