@@ -1,6 +1,7 @@
 /* harness: see harness.h. Children are tracked in a small table; h_stop_all runs at exit and
  * on SIGINT/SIGTERM/SIGABRT. Each child is a process-group leader so that stopping it also
- * stops what it spawned (lighttpd's FastCGI workers). */
+ * stops what it spawned (lighttpd's FastCGI workers, multiwatch's workers, nginx's and Apache's
+ * own worker processes). */
 #include "harness.h"
 
 #include <arpa/inet.h>
@@ -10,6 +11,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -323,6 +326,357 @@ const char *h_redis_cli(const struct h_redis *r, const char *fmt, ...)
 	return out;
 }
 
+/* ---- the front: lighttpd, or nginx / Apache with workers under spawn-fcgi ---- */
+
+static enum h_front_server resolve_front(enum h_front_server server)
+{
+	if (server != H_FRONT_DEFAULT)
+		return server;
+	const char *e = getenv("POSEIDON_TEST_FRONT");
+	if (!e || !*e || strcmp(e, "lighttpd") == 0)
+		return H_FRONT_LIGHTTPD;
+	if (strcmp(e, "nginx") == 0)
+		return H_FRONT_NGINX;
+	if (strcmp(e, "apache") == 0)
+		return H_FRONT_APACHE;
+	return H_FRONT_DEFAULT; /* unknown: h_stack_start refuses it */
+}
+
+const char *h_front_name(enum h_front_server server)
+{
+	switch (resolve_front(server)) {
+	case H_FRONT_LIGHTTPD: return "lighttpd";
+	case H_FRONT_NGINX: return "nginx";
+	case H_FRONT_APACHE: return "apache";
+	case H_FRONT_DEFAULT: break;
+	}
+	return "unknown";
+}
+
+/* The unprivileged user the web server's workers run as when we are root (its master stays
+ * root, as in production); NULL when not root (everything runs as us). */
+static const char *web_user(void)
+{
+	return geteuid() == 0 && getpwnam("www-data") ? "www-data" : NULL;
+}
+
+/* Value of KEY in a NULL-terminated "K=V" list, or NULL. */
+static const char *env_value(char *const *env, const char *key)
+{
+	size_t n = strlen(key);
+	for (; env && *env; env++)
+		if (strncmp(*env, key, n) == 0 && (*env)[n] == '=')
+			return *env + n + 1;
+	return NULL;
+}
+
+/* Waits until the unix socket at path accepts a connection; 0, or -1 on timeout. */
+static int wait_unix(const char *path, int timeout_ms)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof a.sun_path)
+		return -1;
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	long long end = h_now_ms() + timeout_ms;
+	do {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+		if (fd >= 0)
+			close(fd);
+		if (ok)
+			return 0;
+		h_sleep_ms(20);
+	} while (h_now_ms() < end);
+	return -1;
+}
+
+/* Starts the workers as poseidon-api-spawnfcgi.service does: spawn-fcgi creates the socket and
+ * execs multiwatch on it, which forks POSEIDON_API_WORKERS workers. Their count and directory
+ * come from s->workers_env, which is also their environment. */
+static int start_workers(struct h_stack *s)
+{
+	char sock[600], forks[64], bin[PATH_MAX], logfile[PATH_MAX];
+	const char *n = env_value(s->workers_env, "POSEIDON_API_WORKERS");
+	const char *dir = env_value(s->workers_env, "POSEIDON_BIN_DIR");
+	const char *user = web_user();
+	char *argv[24];
+	int a = 0;
+	snprintf(sock, sizeof sock, "%s/api.sock", s->rundir);
+	snprintf(forks, sizeof forks, "--forks=%s", n ? n : "2");
+	snprintf(bin, sizeof bin, "%s/poseidon-api", dir ? dir : h_bin_dir());
+	snprintf(logfile, sizeof logfile, "%s/workers.log", s->rundir);
+	unlink(sock);
+	argv[a++] = "/usr/bin/spawn-fcgi";
+	argv[a++] = "-n";
+	argv[a++] = "-s";
+	argv[a++] = sock;
+	argv[a++] = "-M";
+	argv[a++] = "0660";
+	if (user) { /* the socket belongs to the web server's user, as the socket unit's does */
+		argv[a++] = "-U";
+		argv[a++] = (char *)user;
+		argv[a++] = "-G";
+		argv[a++] = (char *)user;
+	}
+	argv[a++] = "--";
+	argv[a++] = "/usr/bin/multiwatch";
+	argv[a++] = forks;
+	argv[a++] = "--signal=TERM";
+	argv[a++] = "--";
+	argv[a++] = bin;
+	argv[a] = NULL;
+	s->workers = h_spawn(argv, s->workers_env, logfile);
+	if (s->workers < 0 || wait_unix(sock, 10000) < 0) {
+		fprintf(stderr, "harness: spawn-fcgi/multiwatch workers did not start (see %s)\n", logfile);
+		return -1;
+	}
+	return 0;
+}
+
+void h_stack_stop_workers(struct h_stack *s)
+{
+	int status;
+	if (s->workers <= 0)
+		return;
+	/* KillMode=mixed: SIGTERM to multiwatch alone, which passes it on and restarts nobody;
+	 * a group-wide SIGTERM races with multiwatch replacing a worker that just exited */
+	kill(s->workers, SIGTERM);
+	wait_timeout(s->workers, 10000, &status);
+	h_stop(s->workers); /* whatever is left of the group */
+	s->workers = 0;
+}
+
+int h_stack_restart_workers(struct h_stack *s)
+{
+	if (!s->workers_env)
+		return -1;
+	h_stack_stop_workers(s);
+	return start_workers(s);
+}
+
+/* Copies text to out with each `from` replaced by `to`, on lines that are not comments only.
+ * Returns how many were replaced. */
+static int replace_in_directives(FILE *out, const char *text, const char *from, const char *to)
+{
+	int count = 0;
+	size_t fl = strlen(from);
+	for (const char *line = text; *line;) {
+		const char *eol = strchr(line, '\n');
+		const char *next = eol ? eol + 1 : line + strlen(line);
+		const char *p = line + strspn(line, " \t");
+		if (*p == '#') {
+			fwrite(line, 1, (size_t)(next - line), out);
+			line = next;
+			continue;
+		}
+		for (p = line; p < next;) {
+			const char *hit = memmem(p, (size_t)(next - p), from, fl);
+			if (!hit) {
+				fwrite(p, 1, (size_t)(next - p), out);
+				break;
+			}
+			fwrite(p, 1, (size_t)(hit - p), out);
+			fputs(to, out);
+			count++;
+			p = hit + fl;
+		}
+		line = next;
+	}
+	return count;
+}
+
+/* The whole file at path, NUL-terminated (caller frees), or NULL. */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *text = NULL;
+	size_t len = 0;
+	FILE *m = f ? open_memstream(&text, &len) : NULL;
+	char buf[8192];
+	size_t n;
+	while (m && (n = fread(buf, 1, sizeof buf, f)) > 0)
+		fwrite(buf, 1, n, m);
+	if (m)
+		fclose(m);
+	if (f)
+		fclose(f);
+	return text;
+}
+
+/* deploy/nginx/poseidon.conf with the four values its header documents replaced by the stack's;
+ * each must be there as a directive (a site that moved on would otherwise be tested with an
+ * operator's default). 0 or -1. */
+static int write_nginx_site(const struct h_stack *s, const char *path)
+{
+	char src[PATH_MAX], to[4][700];
+	const char *from[4] = {"listen 7200;", "unix:/run/poseidon/api.sock", "127.0.0.1:7201",
+	                       "/usr/local/share/poseidon/www"};
+	snprintf(src, sizeof src, "%s/deploy/nginx/poseidon.conf", h_src_dir());
+	snprintf(to[0], sizeof to[0], "listen 127.0.0.1:%d;", s->port);
+	snprintf(to[1], sizeof to[1], "unix:%s/api.sock", s->rundir);
+	snprintf(to[2], sizeof to[2], "127.0.0.1:%d", s->wsgate_port);
+	snprintf(to[3], sizeof to[3], "%s/deploy/www", h_src_dir());
+	char *text = slurp(src);
+	if (!text) {
+		fprintf(stderr, "harness: cannot read %s\n", src);
+		return -1;
+	}
+	for (int i = 0; i < 4; i++) {
+		char *next = NULL;
+		size_t len = 0;
+		FILE *m = open_memstream(&next, &len);
+		int count = m ? replace_in_directives(m, text, from[i], to[i]) : 0;
+		if (m)
+			fclose(m);
+		free(text);
+		text = next;
+		if (!count || !text) {
+			fprintf(stderr, "harness: %s no longer has \"%s\" in a directive\n", src, from[i]);
+			free(text);
+			return -1;
+		}
+	}
+	FILE *f = fopen(path, "w");
+	int rc = f && fputs(text, f) >= 0 ? 0 : -1;
+	if (f && fclose(f) != 0)
+		rc = -1;
+	free(text);
+	return rc;
+}
+
+/* nginx's main context around a site file, everything it writes kept in dir. 0 or -1. */
+static int write_nginx_main(const char *conf, const char *dir, const char *site)
+{
+	FILE *f = fopen(conf, "w");
+	if (!f)
+		return -1;
+	const char *user = web_user();
+	fprintf(f, "# the main context around deploy/nginx/poseidon.conf for one test stack (harness.c)\n");
+	if (user)
+		fprintf(f, "user %s %s;\n", user, user);
+	fprintf(f,
+	        "worker_processes 2;\n"
+	        "pid %1$s/nginx.pid;\n"
+	        "error_log %1$s/nginx.log notice;\n"
+	        "events { worker_connections 1024; }\n"
+	        "http {\n"
+	        "\taccess_log %1$s/nginx-access.log;\n"
+	        "\tclient_body_temp_path %1$s/nginx-body;\n"
+	        "\tfastcgi_temp_path %1$s/nginx-fastcgi;\n"
+	        "\tproxy_temp_path %1$s/nginx-proxy;\n"
+	        "\tuwsgi_temp_path %1$s/nginx-uwsgi;\n"
+	        "\tscgi_temp_path %1$s/nginx-scgi;\n"
+	        "\tinclude %2$s;\n"
+	        "}\n",
+	        dir, site);
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+static int start_nginx(struct h_stack *s)
+{
+	char site[600], conf[600], log[600], prefix[600];
+	snprintf(site, sizeof site, "%s/nginx-site.conf", s->rundir);
+	snprintf(conf, sizeof conf, "%s/nginx.conf", s->rundir);
+	snprintf(log, sizeof log, "%s/nginx.log", s->rundir);
+	snprintf(prefix, sizeof prefix, "%s/", s->rundir);
+	if (write_nginx_site(s, site) < 0 || write_nginx_main(conf, s->rundir, site) < 0)
+		return -1;
+	char *argv[] = {"/usr/sbin/nginx", "-g", "daemon off;", "-e", log, "-p", prefix, "-c", conf, NULL};
+	s->lighttpd = h_spawn(argv, NULL, log);
+	return s->lighttpd < 0 ? -1 : 0;
+}
+
+/* Apache's main context: Debian's apache2.conf depends on variables only apache2ctl sets, so
+ * the modules the site names are loaded here. With s, the site's settings are Defines for the
+ * stack (before the Include); without, the site runs on its own defaults. 0 or -1. */
+static int write_apache_main(const char *conf, const char *dir, const struct h_stack *s)
+{
+	static const char *modules[] = {"mpm_event", "authz_core", "proxy", "proxy_fcgi", "proxy_http",
+	                                "headers",   "mime",       "dir",   NULL};
+	FILE *f = fopen(conf, "w");
+	if (!f)
+		return -1;
+	const char *user = web_user();
+	fprintf(f,
+	        "# the main context around deploy/apache/poseidon.conf for one test stack (harness.c)\n"
+	        "ServerRoot %1$s\n"
+	        "DefaultRuntimeDir %1$s\n"
+	        "PidFile %1$s/apache.pid\n"
+	        "ErrorLog %1$s/apache.log\n"
+	        "LogLevel warn\n"
+	        "ServerName 127.0.0.1\n"
+	        "Mutex file:%1$s default\n"
+	        "TypesConfig /dev/null\n",
+	        dir);
+	if (user)
+		fprintf(f, "User %s\nGroup %s\n", user, user);
+	for (const char **m = modules; *m; m++)
+		fprintf(f, "LoadModule %s_module /usr/lib/apache2/modules/mod_%s.so\n", *m, *m);
+	if (s)
+		fprintf(f,
+		        "Define POSEIDON_PORT %1$d\n"
+		        "Define POSEIDON_LISTEN 127.0.0.1:%1$d\n"
+		        "Define POSEIDON_API_SOCKET %2$s/api.sock\n"
+		        "Define POSEIDON_WSGATE 127.0.0.1:%3$d\n"
+		        "Define POSEIDON_WWW %4$s/deploy/www\n",
+		        s->port, s->rundir, s->wsgate_port, h_src_dir());
+	fprintf(f, "Include %s/deploy/apache/poseidon.conf\n", h_src_dir());
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+static int start_apache(struct h_stack *s)
+{
+	char conf[600], logfile[600];
+	snprintf(conf, sizeof conf, "%s/apache.conf", s->rundir);
+	snprintf(logfile, sizeof logfile, "%s/apache.log", s->rundir);
+	if (write_apache_main(conf, s->rundir, s) < 0)
+		return -1;
+	char *argv[] = {"/usr/sbin/apache2", "-DFOREGROUND", "-f", conf, NULL};
+	s->lighttpd = h_spawn(argv, NULL, logfile);
+	return s->lighttpd < 0 ? -1 : 0;
+}
+
+int h_front_check_site(enum h_front_server server, char *out, size_t cap)
+{
+	char dir[600], conf[700], site[PATH_MAX], cmd[3000];
+	enum h_front_server which = resolve_front(server);
+	static int checks;
+	snprintf(dir, sizeof dir, "%s/site-check-%d", h_tmpdir(), ++checks);
+	mkdir(dir, 0755);
+	if (which == H_FRONT_NGINX) {
+		snprintf(conf, sizeof conf, "%s/nginx.conf", dir);
+		snprintf(site, sizeof site, "%s/deploy/nginx/poseidon.conf", h_src_dir());
+		if (write_nginx_main(conf, dir, site) < 0)
+			return -1;
+		snprintf(cmd, sizeof cmd, "/usr/sbin/nginx -t -e %s/nginx.log -p %s/ -c %s 2>&1", dir, dir,
+		         conf);
+	} else if (which == H_FRONT_APACHE) {
+		snprintf(conf, sizeof conf, "%s/apache.conf", dir);
+		if (write_apache_main(conf, dir, NULL) < 0)
+			return -1;
+		snprintf(cmd, sizeof cmd, "/usr/sbin/apache2 -t -f %s 2>&1", conf);
+	} else {
+		snprintf(out, cap,
+		         "lighttpd.conf needs its POSEIDON_* variables (test_deploy_systemd runs -tt)");
+		return -1;
+	}
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	size_t n = fread(out, 1, cap - 1, p);
+	out[n] = '\0';
+	int status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void free_workers_env(struct h_stack *s)
+{
+	for (char **e = s->workers_env; e && *e; e++)
+		free(*e);
+	free(s->workers_env);
+	s->workers_env = NULL;
+}
+
 int h_stack_start(struct h_stack *s, const struct h_front_opts *o)
 {
 	static const struct h_front_opts none;
@@ -330,6 +684,15 @@ int h_stack_start(struct h_stack *s, const struct h_front_opts *o)
 	int n = 0;
 	if (!o)
 		o = &none;
+	s->server = resolve_front(o->server);
+	if (s->server == H_FRONT_DEFAULT) {
+		fprintf(stderr, "harness: POSEIDON_TEST_FRONT=%s: not lighttpd, nginx or apache\n",
+		        getenv("POSEIDON_TEST_FRONT"));
+		return -1;
+	}
+	/* a second start is a new front: the workers of the previous one go */
+	h_stack_stop_workers(s);
+	free_workers_env(s);
 	if (!s->redis.port && h_redis_start(&s->redis) < 0)
 		return -1;
 	s->port = h_free_port();
@@ -356,8 +719,8 @@ int h_stack_start(struct h_stack *s, const struct h_front_opts *o)
 	ENV("ASAN_OPTIONS=log_path=%s/sanitizer:detect_leaks=1", s->rundir);
 	ENV("UBSAN_OPTIONS=log_path=%s/sanitizer:print_stacktrace=1", s->rundir);
 	if (o->valgrind) {
-		/* lighttpd execs bin-path directly: point it at a wrapper that runs the worker under valgrind
-		 */
+		/* lighttpd (and multiwatch) exec the worker directly: point them at a wrapper that
+		 * runs it under valgrind */
 		char wrapdir[600], wrap[700];
 		snprintf(wrapdir, sizeof wrapdir, "%s/vgbin", s->rundir);
 		mkdir(wrapdir, 0755);
@@ -380,6 +743,26 @@ int h_stack_start(struct h_stack *s, const struct h_front_opts *o)
 		ENV("%s", *e);
 	env[n] = NULL;
 #undef ENV
+
+	if (s->server != H_FRONT_LIGHTTPD) {
+		/* the workers keep their environment for h_stack_restart_workers */
+		s->workers_env = calloc((size_t)n + 1, sizeof *s->workers_env);
+		if (!s->workers_env) {
+			for (int i = 0; i < n; i++)
+				free(env[i]);
+			return -1;
+		}
+		memcpy(s->workers_env, env, (size_t)n * sizeof *env);
+		if (start_workers(s) < 0)
+			return -1;
+		int rc = s->server == H_FRONT_NGINX ? start_nginx(s) : start_apache(s);
+		if (rc < 0 || h_wait_port(s->port, 10000) < 0) {
+			fprintf(stderr, "harness: %s did not start (see %s/%s.log)\n",
+			        h_front_name(s->server), s->rundir, h_front_name(s->server));
+			return -1;
+		}
+		return 0;
+	}
 
 	char conf[PATH_MAX], logfile[PATH_MAX];
 	snprintf(conf, sizeof conf, "%s/lighttpd.conf", h_src_dir());
@@ -442,6 +825,8 @@ void h_stack_stop(struct h_stack *s)
 	if (s->lighttpd > 0)
 		h_stop(s->lighttpd);
 	s->lighttpd = 0;
+	h_stack_stop_workers(s);
+	free_workers_env(s);
 	if (s->nomad.port) {
 		if (s->nomad.pid > 0)
 			h_nomad_stop(&s->nomad);

@@ -1,11 +1,11 @@
 /* harness: real services for integration tests and benchmarks.
  *
- * Starts redis-server, lighttpd with poseidon-api workers (and, as they come, nomad-local and the
- * daemons) on free loopback ports inside one temporary directory, and stops all of them when the
- * test program exits: normally (atexit), on a signal, and even when it crashes, because every
- * child gets PR_SET_PDEATHSIG. Programs are found in $POSEIDON_BIN_DIR, the source tree (for
- * lighttpd.conf and deploy/) in $POSEIDON_SRC_DIR; the Makefile sets both.
- * Nothing here talks to anything but 127.0.0.1.
+ * Starts redis-server, lighttpd with poseidon-api workers (or nginx or Apache in front of them,
+ * see enum h_front_server), nomad-local and the daemons on free loopback ports inside one
+ * temporary directory, and stops all of them when the test program exits: normally (atexit), on
+ * a signal, and even when it crashes, because every child gets PR_SET_PDEATHSIG. Programs are found in
+ * $POSEIDON_BIN_DIR, the source tree (for lighttpd.conf and deploy/) in $POSEIDON_SRC_DIR; the Makefile sets
+ * both. Nothing here talks to anything but 127.0.0.1.
  */
 #ifndef POSEIDON_HARNESS_H
 #define POSEIDON_HARNESS_H
@@ -52,26 +52,57 @@ int h_redis_restart(struct h_redis *r);
 /* Runs a redis-cli command against it and returns its trimmed output (static buffer). */
 const char *h_redis_cli(const struct h_redis *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The web front: lighttpd with poseidon-api FastCGI workers. */
+/* Which web server fronts the stack. nginx and Apache run the repository's site files
+ * (deploy/nginx/poseidon.conf, deploy/apache/poseidon.conf) on the stack's own port and paths, in
+ * the foreground, with the workers under spawn-fcgi + multiwatch on a unix socket in the run dir,
+ * as deploy/systemd/poseidon-api-spawnfcgi.service runs them. Run as root, the web server's
+ * workers run as www-data, which owns that socket. */
+enum h_front_server {
+	H_FRONT_DEFAULT = 0, /* $POSEIDON_TEST_FRONT ("lighttpd", "nginx", "apache"), else lighttpd */
+	H_FRONT_LIGHTTPD,
+	H_FRONT_NGINX,
+	H_FRONT_APACHE,
+};
+/* "lighttpd", "nginx" or "apache" (the default resolved as h_stack_start does). */
+const char *h_front_name(enum h_front_server server);
+/* nginx -t or apache2 -t on the site file as shipped, with its own defaults, in the harness's
+ * main context. Returns the exit status (0: accepted; -1: could not run, or lighttpd, whose
+ * file needs its variables) and the server's output in out. */
+int h_front_check_site(enum h_front_server server, char *out, size_t cap);
+
+/* The web front: lighttpd with poseidon-api FastCGI workers (or nginx or Apache, see above). */
 struct h_front_opts {
 	int workers;            /* 0: 2 */
 	const char *token;      /* server.token, NULL: none */
 	const char *const *env; /* extra POSEIDON_* "K=V" for the workers, NULL-terminated */
 	int valgrind;           /* run workers under valgrind (leak check) */
+	enum h_front_server server;
 };
 struct h_stack {
 	struct h_redis redis;
 	struct h_nomad nomad; /* when started with h_stack_start_nomad (port 0 otherwise) */
 	pid_t refill;
-	int port; /* lighttpd */
+	int port; /* the front (lighttpd, nginx or Apache) */
 	int wsgate_port;
-	pid_t lighttpd;
+	pid_t lighttpd; /* the web server: lighttpd, or nginx or Apache (their master process) */
 	char base[128]; /* http://127.0.0.1:<port>/api/v1 */
 	char rundir[512];
+	enum h_front_server server; /* which one runs (never H_FRONT_DEFAULT once started) */
+	/* nginx and Apache only: spawn-fcgi's process (multiwatch, execed in it) and its group, the
+	 * workers on <rundir>/api.sock; their environment, kept for h_stack_restart_workers. Tests
+	 * that reach into lighttpd's process group for its workers assume lighttpd. */
+	pid_t workers;
+	char **workers_env;
 };
-/* Starts Redis (unless redis.port is already set) and lighttpd+workers. 0 or -1. */
+/* Starts Redis (unless redis.port is already set) and the front with its workers. 0 or -1. */
 int h_stack_start(struct h_stack *s, const struct h_front_opts *o);
 void h_stack_stop(struct h_stack *s);
+/* nginx and Apache fronts: stops the workers as systemd's KillMode=mixed does (SIGTERM to
+ * multiwatch, which passes it on) and starts them again on the same socket, waiting until
+ * they accept. 0 or -1. */
+int h_stack_restart_workers(struct h_stack *s);
+/* Stops the workers of an nginx or Apache front (the front keeps running). */
+void h_stack_stop_workers(struct h_stack *s);
 /* Starts nomad-local for the stack (before h_stack_start, so the workers know its port); a
  * second call restarts it on the same port and state. 0 or -1. */
 int h_stack_start_nomad(struct h_stack *s);
