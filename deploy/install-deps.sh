@@ -7,7 +7,7 @@ PACKAGES="
 build-essential pkg-config git
 libfcgi-dev libcurl4-openssl-dev libjson-c-dev libhiredis-dev libcmocka-dev
 libwebsockets-dev libyaml-dev libarchive-dev uuid-dev
-redis-server redis-tools lighttpd bubblewrap spawn-fcgi multiwatch
+redis-server redis-tools lighttpd nginx apache2 bubblewrap spawn-fcgi multiwatch
 curl ca-certificates procps valgrind wrk chromium
 clang-14 libclang-rt-14-dev libfuzzer-14-dev
 "
@@ -33,6 +33,6 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
 # Debian starts the services it installs where an init system runs; Poseidon
 # starts its own instances, so stop any the package may have started.
-for s in redis-server lighttpd; do
+for s in redis-server lighttpd nginx apache2; do
 	if command -v service >/dev/null 2>&1; then service "$s" stop >/dev/null 2>&1 || true; fi
 done
