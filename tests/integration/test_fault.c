@@ -434,9 +434,10 @@ static void test_allocations_killed_behind_nomads_back(void **state)
 		snprintf(alloc, sizeof alloc, "%s",
 		         h_redis_cli(&st.redis, "HGET poseidon:runner:%s allocId", victims[i]));
 		snprintf(cmd, sizeof cmd,
-		         "for f in $(find /sys/fs/cgroup -type d -name '*%s*' 2>/dev/null); do cat "
-		         "$f/cgroup.procs; done | "
-		         "sort -u | xargs -r kill -9",
+		         /* a short-lived process may be gone before the kill: success is finding the
+		          * allocation's processes, not every kill landing */
+		         "p=$(for f in $(find /sys/fs/cgroup -type d -name '*%s*' 2>/dev/null); do cat "
+		         "$f/cgroup.procs; done | sort -u); [ -n \"$p\" ] && { kill -9 $p 2>/dev/null; true; }",
 		         alloc);
 		killed += alloc[0] && system(cmd) == 0;
 	}
