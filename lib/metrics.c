@@ -227,8 +227,9 @@ void metrics_take_pending(char ***fields, char ***values, size_t *n)
 		if (t[i].is_float) {
 			/* always with a '.' or an exponent: that is what makes it a HINCRBYFLOAT */
 			snprintf(v, sizeof v, "%.17g", t[i].d);
-			if (!strpbrk(v, ".eEn"))
-				strcat(v, ".0");
+			size_t l = strlen(v);
+			if (!strpbrk(v, ".eEn") && l + 2 < sizeof v)
+				memcpy(v + l, ".0", 3);
 		} else {
 			snprintf(v, sizeof v, "%lld", t[i].n);
 		}

@@ -492,7 +492,7 @@ int h_nomad_exec(struct h_nomad *n, const char *alloc_id, const char *cmd_json, 
 		size_t l = strlen(stdin_data);
 		char *b = malloc(l * 4 / 3 + 8), *frame = malloc(l * 4 / 3 + 64);
 		b64enc((const unsigned char *)stdin_data, l, b);
-		sprintf(frame, "{\"stdin\":{\"data\":\"%s\"}}\n", b);
+		snprintf(frame, l * 4 / 3 + 64, "{\"stdin\":{\"data\":\"%s\"}}\n", b);
 		h_ws_send_text(&w, frame);
 		free(b);
 		free(frame);

@@ -990,10 +990,11 @@ static void test_long_command_goes_through_a_script(void **state)
 	char *body = malloc(big * 2 + 512), *val = malloc(big + 1);
 	memset(val, 'v', big);
 	val[big] = '\0';
-	int n = sprintf(body, "{\"command\":\"x=");
+	size_t cap = big * 2 + 512;
+	int n = snprintf(body, cap, "{\"command\":\"x=");
 	memset(body + n, 'y', big);
 	n += (int)big;
-	sprintf(body + n,
+	snprintf(body + n, cap - (size_t)n,
 	        "; echo ${#x} ${#LONG} $(id -un); echo e >&2; exit 7\",\"environment\":{\"LONG\":\"%s\"}}",
 	        val);
 	run_on(id, body, NULL, &s, TIMEOUT);

@@ -278,9 +278,9 @@ static void test_long_command_goes_through_a_script(void **state)
 	/* a command of 100 KiB: an argument this long still works, as a script too */
 	size_t big = 100 * 1024;
 	char *cmd = malloc(big + 128);
-	strcpy(cmd, "x=");
+	memcpy(cmd, "x=", 2);
 	memset(cmd + 2, 'y', big);
-	strcpy(cmd + 2 + big, "; echo ${#x} $hello $INJECT; if [ -e /dev/fd/3 ]; then echo fd3 open; fi");
+	snprintf(cmd + 2 + big, 128, "; echo ${#x} $hello $INJECT; if [ -e /dev/fd/3 ]; then echo fd3 open; fi");
 	struct execution_request x = req(cmd, 1, 2);
 	size_t len = 0;
 	char *content = cmd_exec_script(&x, &len);

@@ -125,7 +125,8 @@ static void test_split_character_is_carried_to_the_next_chunk(void **state)
 					continue; /* nothing to send: no empty message */
 				char *d = data_of(m);
 				assert_true(strlen(d) > 0);
-				strcat(all, d);
+				size_t al = strlen(all);
+				snprintf(all + al, sizeof all - al, "%s", d);
 				free(d);
 			}
 			char tail[64];
