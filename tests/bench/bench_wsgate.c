@@ -12,17 +12,12 @@
  *      against nomad-local's raw exec of the same command (lib/nomad_exec, tty like the gateway).
  * Prints figures (docs/wsgate.md explains them); nothing is asserted about time. Exits 1 only
  * when the stack cannot be started. */
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,12 +27,12 @@
 #include "model.h"
 #include "nomad.h"
 #include "nomad_exec.h"
+#include "wsclient.h"
 
 #define ENV        11
 #define WORKERS    4
 #define RUNS       200
 #define WARMUP     10
-#define READ_CHUNK (256 * 1024)
 #define SAMPLE_MS  50
 #define ROUNDS     3
 #define STREAM_CMD "head -c 100M /dev/zero | base64"
@@ -53,173 +48,6 @@ static double now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* ---- a WebSocket client that reads as fast as it can ----------------------------------------- */
-
-struct conn {
-	int fd;
-	unsigned char *buf; /* unread bytes are buf[off, len) */
-	size_t off, len, cap;
-	unsigned char *msg; /* a fragmented message being joined */
-	size_t mlen, mcap;
-	int mop;
-};
-
-static void conn_close(struct conn *c)
-{
-	if (c->fd >= 0)
-		close(c->fd);
-	free(c->buf);
-	free(c->msg);
-	memset(c, 0, sizeof *c);
-	c->fd = -1;
-}
-
-static int send_all(int fd, const void *p, size_t n)
-{
-	const char *s = p;
-	while (n) {
-		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		s += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Reads more bytes: 1, 0 when the peer hung up, -1 on timeout or error. */
-static int conn_fill(struct conn *c, int timeout_ms)
-{
-	if (c->off == c->len)
-		c->off = c->len = 0;
-	if (c->cap - c->len < READ_CHUNK && c->off) {
-		memmove(c->buf, c->buf + c->off, c->len - c->off);
-		c->len -= c->off;
-		c->off = 0;
-	}
-	if (c->cap - c->len < READ_CHUNK) {
-		size_t cap = c->cap ? c->cap * 2 : 2 * READ_CHUNK;
-		unsigned char *b = realloc(c->buf, cap);
-		if (!b)
-			return -1;
-		c->buf = b;
-		c->cap = cap;
-	}
-	struct pollfd p = {.fd = c->fd, .events = POLLIN};
-	int r = poll(&p, 1, timeout_ms < 0 ? 0 : timeout_ms);
-	if (r <= 0)
-		return -1;
-	ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
-	if (n < 0)
-		return errno == ECONNRESET ? 0 : -1;
-	if (n == 0)
-		return 0;
-	c->len += (size_t)n;
-	return 1;
-}
-
-/* GET path_query upgraded to a WebSocket on 127.0.0.1:port. Returns the HTTP status or -1. */
-static int conn_open(struct conn *c, int port, const char *path_query)
-{
-	char req[2048];
-	memset(c, 0, sizeof *c);
-	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET,
-	                        .sin_port = htons((uint16_t)port),
-	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof a) < 0)
-		return -1;
-	int one = 1;
-	if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
-		return -1;
-	int n =
-	    snprintf(req, sizeof req,
-	             "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-	             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-	             path_query, port);
-	if (n < 0 || (size_t)n >= sizeof req || send_all(c->fd, req, (size_t)n) < 0)
-		return -1;
-	unsigned char *end;
-	while (!(end = c->len ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL))
-		if (conn_fill(c, 10000) <= 0)
-			return -1;
-	int status = 0;
-	char line[64];
-	size_t ll = c->len < sizeof line - 1 ? c->len : sizeof line - 1;
-	memcpy(line, c->buf, ll);
-	line[ll] = '\0';
-	if (sscanf(line, "HTTP/1.%*d %d", &status) != 1)
-		return -1;
-	c->off = (size_t)(end - c->buf) + 4;
-	return status;
-}
-
-/* The next whole message (continuation frames joined; control frames come alone): 1 with *op,
- * *data and *n set (valid until the next call), 0 when the server hung up, -1 on timeout or a
- * frame no server may send. */
-static int conn_next(struct conn *c, int timeout_ms, int *op, const unsigned char **data, size_t *n)
-{
-	double end = now_ms() + timeout_ms;
-	for (;;) {
-		size_t avail = c->len - c->off, hl = 2;
-		unsigned char *p = c->buf + c->off;
-		uint64_t l = avail >= 2 ? p[1] & 0x7f : 0;
-		int whole = avail >= 2;
-		if (whole && (p[1] & 0x80))
-			return -1; /* a server's frames are never masked */
-		if (whole && l == 126) {
-			whole = avail >= 4;
-			l = whole ? (uint64_t)p[2] << 8 | p[3] : 0;
-			hl = 4;
-		} else if (whole && l == 127) {
-			whole = avail >= 10;
-			l = 0;
-			for (int i = 0; whole && i < 8; i++)
-				l = l << 8 | p[2 + i];
-			hl = 10;
-		}
-		if (whole && avail - hl >= l) {
-			int fin = p[0] & 0x80, o = p[0] & 0x0f;
-			unsigned char *payload = p + hl;
-			c->off += hl + (size_t)l;
-			if (o >= 8 || (fin && o && !c->mop)) {
-				*op = o;
-				*data = payload;
-				*n = (size_t)l;
-				return 1;
-			}
-			if (o)
-				c->mop = o;
-			if (!c->mop)
-				return -1; /* a continuation without a start */
-			if (c->mlen + l > c->mcap) {
-				size_t cap = (c->mlen + (size_t)l) * 2;
-				unsigned char *m = realloc(c->msg, cap);
-				if (!m)
-					return -1;
-				c->msg = m;
-				c->mcap = cap;
-			}
-			memcpy(c->msg + c->mlen, payload, (size_t)l);
-			c->mlen += (size_t)l;
-			if (fin) {
-				*op = c->mop;
-				*data = c->msg;
-				*n = c->mlen;
-				c->mop = 0;
-				c->mlen = 0;
-				return 1;
-			}
-			continue;
-		}
-		int r = conn_fill(c, (int)(end - now_ms()));
-		if (r <= 0)
-			return r;
-	}
 }
 
 /* ---- the gateway's messages ----------------------------------------------------------------- */
@@ -357,19 +185,19 @@ enum { G_TOTAL, G_POST, G_UPGRADE, G_START, G_EXIT, G_CLOSE, G_N };
 static int gateway_true(int port, double t[G_N])
 {
 	char pq[512];
-	struct conn c = {.fd = -1};
+	struct wsc c = {.fd = -1};
 	double t0 = now_ms();
 	if (execute("{\"command\":\"true\"}", pq, sizeof pq) < 0)
 		return -1;
 	double t1 = now_ms();
-	int rc = -1, status = conn_open(&c, port, pq);
+	int rc = -1, status = wsc_open(&c, port, pq, 1, NULL, NULL, 0);
 	double t2 = now_ms(), t3 = 0, t4 = 0;
 	for (int step = 0; status == 101; step++) {
 		int op, code = -1;
 		long pl;
 		const unsigned char *d;
 		size_t n;
-		if (conn_next(&c, 10000, &op, &d, &n) != 1)
+		if (wsc_next(&c, 10000, &op, &d, &n) != 1)
 			break;
 		if (op == 8) {
 			rc = step == 2 && n >= 2 && (d[0] << 8 | d[1]) == 1000 ? 0 : -1;
@@ -384,7 +212,7 @@ static int gateway_true(int port, double t[G_N])
 			break;
 	}
 	double t5 = now_ms();
-	conn_close(&c);
+	wsc_close(&c);
 	t[G_TOTAL] = t5 - t0;
 	t[G_POST] = t1 - t0;
 	t[G_UPGRADE] = t2 - t1;
@@ -687,7 +515,7 @@ static void cpu_all(double c[P_N])
 static void gateway_stream(int port, struct stream_result *r)
 {
 	char pq[512];
-	struct conn c = {.fd = -1};
+	struct wsc c = {.fd = -1};
 	double c0[P_N], c1[P_N];
 	memset(r, 0, sizeof *r);
 	r->exit_code = -1;
@@ -695,13 +523,13 @@ static void gateway_stream(int port, struct stream_result *r)
 		return;
 	cpu_all(c0);
 	double t0 = now_ms();
-	if (conn_open(&c, port, pq) == 101) {
+	if (wsc_open(&c, port, pq, 1, NULL, NULL, 0) == 101) {
 		for (;;) {
 			int op, code = -1;
 			long pl;
 			const unsigned char *d;
 			size_t n;
-			if (conn_next(&c, 30000, &op, &d, &n) != 1)
+			if (wsc_next(&c, 30000, &op, &d, &n) != 1)
 				break;
 			if (op == 8) {
 				r->ok = r->exit_code >= 0;
@@ -725,7 +553,7 @@ static void gateway_stream(int port, struct stream_result *r)
 	cpu_all(c1);
 	for (int i = 0; i < P_N; i++)
 		r->cpu[i] = c1[i] - c0[i];
-	conn_close(&c);
+	wsc_close(&c);
 }
 
 static int count_out(void *ud, const char *data, size_t len)

@@ -16,18 +16,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "wsclient.h"
 
 /* test_apache.c defines FRONT_APACHE before it includes this file */
 #ifdef FRONT_APACHE
@@ -104,175 +100,17 @@ static void json_string(const char *body, const char *key, char *out, size_t cap
 	out[n] = '\0';
 }
 
-/* ---- raw TCP: requests curl would not send, and a small WebSocket client -------------------- */
-
-struct conn {
-	int fd;
-	char *buf;
-	size_t len, cap;
-};
-
-static int conn_open(struct conn *c)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET,
-	                        .sin_port = htons((uint16_t)st.port),
-	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	memset(c, 0, sizeof *c);
-	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof a) < 0)
-		return -1;
-	int one = 1;
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	return 0;
-}
-
-static void conn_close(struct conn *c)
-{
-	if (c->fd >= 0)
-		close(c->fd);
-	free(c->buf);
-	memset(c, 0, sizeof *c);
-	c->fd = -1;
-}
-
-static int send_all(int fd, const void *p, size_t n)
-{
-	for (const char *b = p; n;) {
-		ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Reads what arrives within timeout_ms: 1 bytes came, 0 the peer closed, -1 timeout or error. */
-static int conn_fill(struct conn *c, int timeout_ms)
-{
-	struct pollfd p = {.fd = c->fd, .events = POLLIN};
-	if (poll(&p, 1, timeout_ms) <= 0)
-		return -1;
-	if (c->cap - c->len < 65536) {
-		char *nb = realloc(c->buf, c->cap + 131072);
-		assert_non_null(nb);
-		c->buf = nb;
-		c->cap += 131072;
-	}
-	ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
-	if (n <= 0)
-		return n == 0 ? 0 : -1;
-	c->len += (size_t)n;
-	c->buf[c->len] = '\0';
-	return 1;
-}
-
-/* Sends a request head (and nothing else) and reads the response head and its Content-Length
- * body. Returns the status; body (NUL-terminated) and the head go to the caller's buffers. */
-static int head_request(struct conn *c, const char *request, char *head, size_t head_cap, char *body,
-                        size_t body_cap)
-{
-	char *end;
-	if (send_all(c->fd, request, strlen(request)) < 0)
-		return -1;
-	while (!(end = c->buf ? strstr(c->buf, "\r\n\r\n") : NULL))
-		if (conn_fill(c, WAIT_MS) <= 0)
-			return -1;
-	size_t hl = (size_t)(end - c->buf) + 4;
-	int status = 0;
-	if (sscanf(c->buf, "HTTP/1.%*d %d", &status) != 1)
-		return -1;
-	snprintf(head, head_cap, "%.*s", (int)hl, c->buf);
-	const char *cl = strcasestr(head, "\r\nContent-Length:");
-	size_t want = cl ? (size_t)atol(cl + 17) : 0;
-	if (status != 101)
-		while (c->len - hl < want && conn_fill(c, WAIT_MS) > 0)
-			;
-	if (body)
-		snprintf(body, body_cap, "%.*s", status == 101 ? 0 : (int)(c->len - hl), c->buf + hl);
-	memmove(c->buf, c->buf + hl, c->len - hl);
-	c->len -= hl;
-	c->buf[c->len] = '\0';
-	return status;
-}
+/* ---- WebSockets through the front (wsclient.h) ---------------------------------------------- */
 
 /* GET of a websocketUrl's path and query through the front, with the upgrade when upgrade is
  * set, the token and the given Origin (NULL: none). The status; a refusal's body in body. */
-static int ws_open(struct conn *c, const char *path_query, int upgrade, const char *origin, char *body,
+static int ws_open(struct wsc *c, const char *path_query, int upgrade, const char *origin, char *body,
                    size_t cap)
 {
-	char request[4096], origin_line[300] = "", head[4096];
-	if (origin)
-		snprintf(origin_line, sizeof origin_line, "Origin: %s\r\n", origin);
-	snprintf(request, sizeof request,
-	         "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nPoseidon-Token: " TOKEN "\r\n%s%s\r\n", path_query,
-	         st.port, origin_line,
-	         upgrade ? "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-	                   "Sec-WebSocket-Key: cG9zZWlkb24tdGhyb3VnaA==\r\n"
-	                 : "");
-	if (conn_open(c) < 0)
-		return -1;
-	return head_request(c, request, head, sizeof head, body, cap);
-}
-
-/* One masked frame from the client. */
-static int ws_send(struct conn *c, int opcode, const char *data, size_t len)
-{
-	static const unsigned char mask[4] = {0x37, 0xfa, 0x21, 0x3d};
-	unsigned char f[14 + 1024];
-	size_t h = 0;
-	if (len > 1024)
-		return -1;
-	f[h++] = (unsigned char)(0x80 | opcode);
-	if (len < 126) {
-		f[h++] = (unsigned char)(0x80 | len);
-	} else {
-		f[h++] = 0x80 | 126;
-		f[h++] = (unsigned char)(len >> 8);
-		f[h++] = (unsigned char)len;
-	}
-	memcpy(f + h, mask, 4);
-	h += 4;
-	for (size_t i = 0; i < len; i++)
-		f[h + i] = (unsigned char)data[i] ^ mask[i & 3];
-	return send_all(c->fd, f, h + len);
-}
-
-/* One frame from the server (the gateway sends unfragmented messages): its opcode, 0 when the
- * connection ended, -1 on timeout. The payload, NUL-terminated, is copied into out. */
-static int ws_frame(struct conn *c, char *out, size_t cap, size_t *n)
-{
-	for (;;) {
-		const unsigned char *p = (const unsigned char *)c->buf;
-		size_t hl = 2;
-		uint64_t l = c->len >= 2 ? p[1] & 0x7f : 0;
-		int whole = c->len >= 2;
-		if (whole && l == 126) {
-			whole = c->len >= 4;
-			l = whole ? (uint64_t)p[2] << 8 | p[3] : 0;
-			hl = 4;
-		} else if (whole && l == 127) {
-			whole = c->len >= 10;
-			l = 0;
-			for (int i = 0; whole && i < 8; i++)
-				l = l << 8 | p[2 + i];
-			hl = 10;
-		}
-		if (whole && c->len >= hl + l) {
-			int op = p[0] & 0x0f;
-			*n = (size_t)l < cap - 1 ? (size_t)l : cap - 1;
-			memcpy(out, c->buf + hl, *n);
-			out[*n] = '\0';
-			memmove(c->buf, c->buf + hl + l, c->len - hl - l);
-			c->len -= hl + l;
-			return op;
-		}
-		int r = conn_fill(c, WAIT_MS);
-		if (r <= 0)
-			return r;
-	}
+	char origin_line[300];
+	const char *const headers[] = {"Poseidon-Token: " TOKEN, origin ? origin_line : NULL, NULL};
+	snprintf(origin_line, sizeof origin_line, "Origin: %s", origin ? origin : "");
+	return wsc_open(c, st.port, path_query, upgrade, headers, body, cap);
 }
 
 /* What a client saw of one execution. */
@@ -309,23 +147,24 @@ static void take(struct seen *s, const char *msg)
 }
 
 /* Reads messages until the close frame (and the end of the connection) or a timeout. */
-static void read_all(struct conn *c, struct seen *s)
+static void read_all(struct wsc *c, struct seen *s)
 {
-	char msg[16384];
+	char *msg;
 	size_t n;
 	s->close_code = -1;
 	for (;;) {
-		int op = ws_frame(c, msg, sizeof msg, &n);
+		int op = wsc_read(c, WAIT_MS, &msg, &n);
 		if (op <= 0)
 			break;
 		if (op == 1)
 			take(s, msg);
 		if (op == 9) /* a ping: the gateway wants its pong */
-			ws_send(c, 10, msg, n);
-		if (op == 8) {
+			wsc_send(c, 10, msg, n);
+		if (op == 8)
 			s->close_code = n >= 2 ? ((unsigned char)msg[0] << 8 | (unsigned char)msg[1]) : 0;
+		free(msg);
+		if (op == 8)
 			break;
-		}
 	}
 }
 
@@ -487,17 +326,17 @@ static void test_oversized_bodies_get_a_json_413(void **state)
 #ifndef FRONT_APACHE
 	/* over the front's own limit (2 GiB, announced, never sent): nginx answers at once, and in
 	 * JSON instead of its HTML page */
-	struct conn c;
+	struct wsc c;
 	char head[4096], body[1024], request[512];
 	snprintf(request, sizeof request,
 	         "POST /api/v1/runners HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nPoseidon-Token: " TOKEN
 	         "\r\nContent-Type: application/json\r\nContent-Length: 3221225472\r\n\r\n",
 	         st.port);
-	assert_int_equal(conn_open(&c), 0);
-	assert_int_equal(head_request(&c, request, head, sizeof head, body, sizeof body), 413);
+	assert_int_equal(wsc_connect(&c, st.port), 0);
+	assert_int_equal(wsc_request(&c, request, head, sizeof head, body, sizeof body), 413);
 	assert_non_null(strcasestr(head, "\r\nContent-Type: application/json"));
 	assert_string_equal(body, "{\"message\":\"request body exceeds the limit of the web server\"}");
-	conn_close(&c);
+	wsc_close(&c);
 #endif
 	/* (Apache applies no limit of its own to proxied requests: deploy/apache/poseidon.conf) */
 }
@@ -553,12 +392,12 @@ static void test_claim_copy_list_download_execute_and_stream(void **state)
 	         id);
 	if (strncmp(url, want, strlen(want)) != 0)
 		fail_msg("websocketUrl %s, wanted %s...", url, want);
-	struct conn c;
+	struct wsc c;
 	struct seen s = {0};
 	origin(own_origin, sizeof own_origin);
 	assert_int_equal(ws_open(&c, pq, 1, own_origin, NULL, 0), 101);
 	read_all(&c, &s);
-	conn_close(&c);
+	wsc_close(&c);
 	assert_string_equal(s.first, "{\"type\":\"start\"}");
 	assert_string_equal(s.last, "{\"type\":\"exit\",\"data\":3}");
 	assert_string_equal(s.out, "line one\\r\\nzwei \xe2\x82\xac\\r\\n");
@@ -573,9 +412,9 @@ static void test_claim_copy_list_download_execute_and_stream(void **state)
 static void test_websocket_stdin_refusals_and_wss(void **state)
 {
 	(void)state;
-	char id[128], url[512], pq[512], body[1024], own_origin[128], msg[1024];
+	char id[128], url[512], pq[512], body[1024], own_origin[128], *msg;
 	size_t n;
-	struct conn c;
+	struct wsc c;
 	struct seen s = {0};
 	claim(id);
 	execute(id, "{\"command\":\"echo ready; read -r l; echo \\\"<$l>\\\"\"}", NULL, url, sizeof url, pq,
@@ -583,20 +422,21 @@ static void test_websocket_stdin_refusals_and_wss(void **state)
 	/* the gateway's own answers come through the proxy: a plain GET is 400 and leaves the
 	 * execution usable (WS-2), a foreign Origin is 403 */
 	assert_int_equal(ws_open(&c, pq, 0, NULL, body, sizeof body), 400);
-	conn_close(&c);
+	wsc_close(&c);
 	assert_int_equal(ws_open(&c, pq, 1, "http://elsewhere.example", body, sizeof body), 403);
-	conn_close(&c);
+	wsc_close(&c);
 	/* input flows the other way: a text frame is the program's stdin */
 	origin(own_origin, sizeof own_origin);
 	assert_int_equal(ws_open(&c, pq, 1, own_origin, NULL, 0), 101);
 	/* input once the shell has said it runs, so that the order of what comes back is fixed */
 	while (!strstr(s.out, "ready\\r\\n")) {
-		assert_int_equal(ws_frame(&c, msg, sizeof msg, &n), 1);
+		assert_int_equal(wsc_read(&c, WAIT_MS, &msg, &n), 1);
 		take(&s, msg);
+		free(msg);
 	}
-	assert_int_equal(ws_send(&c, 1, "through the proxy\n", 18), 0);
+	assert_int_equal(wsc_send(&c, 1, "through the proxy\n", 18), 0);
 	read_all(&c, &s);
-	conn_close(&c);
+	wsc_close(&c);
 	if (strcmp(s.last, "{\"type\":\"exit\",\"data\":0}") != 0)
 		fail_msg("first %s, last %s, stdout %s, stderr %s", s.first, s.last, s.out, s.err);
 	assert_string_equal(s.first, "{\"type\":\"start\"}");
@@ -758,17 +598,17 @@ static void test_front_answers_json_while_backends_are_down(void **state)
 	/* the WebSocket route with the gateway gone, then back on its port: the front goes to it
 	 * at once, as it went back to the restarted workers */
 	char body[1024];
-	struct conn c;
+	struct wsc c;
 	const char *pq = "/api/v1/runners/n0n-3x1st1ng-1d/websocket?executionID=e";
 	h_stop(wsgate);
 	wsgate = 0;
 	assert_int_equal(ws_open(&c, pq, 1, NULL, body, sizeof body), down);
-	conn_close(&c);
+	wsc_close(&c);
 	assert_non_null(strstr(body, "\"errorCode\":\"UNKNOWN\""));
 	wsgate = h_stack_start_wsgate_with(&st, wsgate_env, NULL);
 	assert_true(wsgate > 0);
 	assert_int_equal(ws_open(&c, pq, 1, NULL, body, sizeof body), 410); /* the gateway's answer */
-	conn_close(&c);
+	wsc_close(&c);
 	assert_non_null(strstr(body, "no runner found"));
 }
 

@@ -7,17 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <errno.h>
 #include <json-c/json.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +20,7 @@
 #include "err.h"
 #include "harness.h"
 #include "store.h"
+#include "wsclient.h"
 
 #define ENV     6
 #define ENV_OOM 7
@@ -35,219 +31,6 @@ static struct h_stack st;
 static pid_t wsgate;
 static const char *refill_env[] = {"POSEIDON_RECONCILE_INTERVAL=5", "POSEIDON_REFILL_TICKMS=100", NULL};
 static const char *wsgate_args[] = {"-ping-ms", "400", NULL};
-
-/* ---- a WebSocket client that shows everything ---------------------------------------------- */
-
-struct conn {
-	int fd;
-	char *buf;
-	size_t len, cap;
-};
-
-static int tcp_connect(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET,
-	                        .sin_port = htons((uint16_t)port),
-	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	return fd;
-}
-
-static int send_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n) {
-		ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* 1 more bytes, 0 EOF, -1 timeout */
-static int fill(struct conn *c, int timeout_ms)
-{
-	struct pollfd p = {.fd = c->fd, .events = POLLIN};
-	if (poll(&p, 1, timeout_ms) <= 0)
-		return -1;
-	if (c->len + 65536 > c->cap) {
-		c->cap = (c->len + 65536) * 2;
-		c->buf = realloc(c->buf, c->cap);
-	}
-	ssize_t r = recv(c->fd, c->buf + c->len, 65536, 0);
-	if (r <= 0)
-		return 0;
-	c->len += (size_t)r;
-	return 1;
-}
-
-/* GET path_query with an upgrade (or without, upgrade 0) through port; extra header lines
- * ("Name: value"), NULL-terminated. Returns the status; a non-101 body goes to body. */
-static int ws_open(struct conn *c, int port, const char *path_query, int upgrade, const char *const *headers,
-                   char *body, size_t cap)
-{
-	char req[8192];
-	int n;
-	memset(c, 0, sizeof *c);
-	c->fd = tcp_connect(port);
-	if (c->fd < 0)
-		return -1;
-	n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n", path_query, port);
-	if (upgrade)
-		n += snprintf(req + n, sizeof req - (size_t)n,
-		              "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
-		              "dGhlIHNhbXBsZSBub25jZQ==\r\n"
-		              "Sec-WebSocket-Version: 13\r\n");
-	for (const char *const *h = headers; h && *h; h++)
-		n += snprintf(req + n, sizeof req - (size_t)n, "%s\r\n", *h);
-	n += snprintf(req + n, sizeof req - (size_t)n, "\r\n");
-	if (send_all(c->fd, req, (size_t)n) < 0)
-		return -1;
-	char *end;
-	while (!(end = c->buf ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL))
-		if (fill(c, 10000) <= 0)
-			return -1;
-	int status = 0;
-	sscanf(c->buf, "HTTP/1.%*d %d", &status);
-	size_t hl = (size_t)(end - c->buf) + 4;
-	if (status != 101) {
-		char *cl = strcasestr(c->buf, "Content-Length:");
-		size_t want = cl && cl < end ? (size_t)atol(cl + 15) : 0;
-		while (c->len - hl < want && fill(c, 5000) > 0)
-			;
-		if (body && cap) {
-			size_t bl = c->len - hl < cap - 1 ? c->len - hl : cap - 1;
-			memcpy(body, c->buf + hl, bl);
-			body[bl] = '\0';
-		}
-		return status;
-	}
-	memmove(c->buf, c->buf + hl, c->len - hl);
-	c->len -= hl;
-	return status;
-}
-
-static void ws_close_fd(struct conn *c)
-{
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-	free(c->buf);
-	c->buf = NULL;
-	c->len = c->cap = 0;
-}
-
-/* Sends one masked frame. */
-static int ws_send(struct conn *c, int opcode, const void *data, size_t len)
-{
-	unsigned char *f = malloc(len + 14);
-	size_t h = 0;
-	f[h++] = (unsigned char)(0x80 | opcode);
-	if (len < 126) {
-		f[h++] = (unsigned char)(0x80 | len);
-	} else if (len < 65536) {
-		f[h++] = 0x80 | 126;
-		f[h++] = (unsigned char)(len >> 8);
-		f[h++] = (unsigned char)len;
-	} else {
-		f[h++] = 0x80 | 127;
-		for (int i = 7; i >= 0; i--)
-			f[h++] = (unsigned char)((uint64_t)len >> (8 * i));
-	}
-	static const unsigned char mask[4] = {0xa1, 0x5b, 0x3c, 0x7e};
-	memcpy(f + h, mask, 4);
-	h += 4;
-	for (size_t i = 0; i < len; i++)
-		f[h + i] = ((const unsigned char *)data)[i] ^ mask[i & 3];
-	int rc = send_all(c->fd, f, h + len);
-	free(f);
-	return rc;
-}
-
-static int ws_send_close(struct conn *c, int code)
-{
-	unsigned char p[2] = {(unsigned char)(code >> 8), (unsigned char)code};
-	return ws_send(c, 8, p, 2);
-}
-
-/* One whole message (continuations joined): its opcode (1 text, 2 binary, 8 close, 9 ping),
- * 0 on a TCP close, -1 on timeout. *data malloc'd and NUL-terminated. */
-static int ws_read(struct conn *c, int timeout_ms, char **data, size_t *dlen)
-{
-	long long end = h_now_ms() + timeout_ms;
-	int op = -1;
-	size_t total = 0;
-	char *msg = NULL;
-	*data = NULL;
-	*dlen = 0;
-	for (;;) {
-		while (c->len >= 2) {
-			unsigned char *p = (unsigned char *)c->buf;
-			size_t hl = 2;
-			uint64_t l = p[1] & 0x7f;
-			if (l == 126) {
-				if (c->len < 4)
-					break;
-				l = (uint64_t)p[2] << 8 | p[3];
-				hl = 4;
-			} else if (l == 127) {
-				if (c->len < 10)
-					break;
-				l = 0;
-				for (int i = 0; i < 8; i++)
-					l = l << 8 | p[2 + i];
-				hl = 10;
-			}
-			if (c->len < hl + l)
-				break;
-			int fin = p[0] & 0x80, o = p[0] & 0x0f;
-			if (o >= 8) { /* control frames come alone */
-				*data = malloc(l + 1);
-				memcpy(*data, p + hl, l);
-				(*data)[l] = '\0';
-				*dlen = l;
-				memmove(c->buf, c->buf + hl + l, c->len - hl - l);
-				c->len -= hl + l;
-				free(msg);
-				return o;
-			}
-			if (o)
-				op = o;
-			msg = realloc(msg, total + l + 1);
-			memcpy(msg + total, p + hl, l);
-			total += l;
-			msg[total] = '\0';
-			memmove(c->buf, c->buf + hl + l, c->len - hl - l);
-			c->len -= hl + l;
-			if (fin) {
-				*data = msg;
-				*dlen = total;
-				return op;
-			}
-		}
-		long long left = end - h_now_ms();
-		if (left <= 0) {
-			free(msg);
-			return -1;
-		}
-		int r = fill(c, (int)left);
-		if (r <= 0) {
-			free(msg);
-			return r;
-		}
-	}
-}
 
 /* ---- what a client sees of one execution ---------------------------------------------------- */
 
@@ -329,14 +112,14 @@ static void take_message(struct seen *s, const char *msg, size_t len)
 }
 
 /* Reads until the server closes (or timeout_ms). */
-static void read_all(struct conn *c, struct seen *s, int timeout_ms)
+static void read_all(struct wsc *c, struct seen *s, int timeout_ms)
 {
 	long long t0 = h_now_ms();
 	s->close_code = -1;
 	for (;;) {
 		char *d;
 		size_t n;
-		int op = ws_read(c, (int)(timeout_ms - (h_now_ms() - t0)), &d, &n);
+		int op = wsc_read(c, (int)(timeout_ms - (h_now_ms() - t0)), &d, &n);
 		if (op < 0) {
 			s->timed_out = 1;
 			break;
@@ -356,7 +139,7 @@ static void read_all(struct conn *c, struct seen *s, int timeout_ms)
 			/* the server hangs up right after its close frame */
 			char *rest;
 			size_t rn;
-			int more = ws_read(c, 3000, &rest, &rn);
+			int more = wsc_read(c, 3000, &rest, &rn);
 			free(rest);
 			s->tcp_closed = more == 0;
 			break;
@@ -445,20 +228,20 @@ static long execute(const char *runner, const char *body, char *pq, size_t cap)
 static void run_on(const char *runner, const char *body, const char *input, struct seen *s, int timeout_ms)
 {
 	char pq[512];
-	struct conn c;
+	struct wsc c;
 	memset(s, 0, sizeof *s);
 	assert_int_equal(execute(runner, body, pq, sizeof pq), 200);
-	assert_int_equal(ws_open(&c, st.port, pq, 1, NULL, NULL, 0), 101);
+	assert_int_equal(wsc_open(&c, st.port, pq, 1, NULL, NULL, 0), 101);
 	if (input) {
 		char *d;
 		size_t n;
-		assert_int_equal(ws_read(&c, TIMEOUT, &d, &n), 1);
+		assert_int_equal(wsc_read(&c, TIMEOUT, &d, &n), 1);
 		take_message(s, d, n);
 		free(d);
-		assert_int_equal(ws_send(&c, 1, input, strlen(input)), 0);
+		assert_int_equal(wsc_send(&c, 1, input, strlen(input)), 0);
 	}
 	read_all(&c, s, timeout_ms);
-	ws_close_fd(&c);
+	wsc_close(&c);
 }
 
 static void run_cmd(const char *body, struct seen *s)
@@ -626,20 +409,20 @@ static void test_stdin_is_echoed_by_the_tty(void **state)
 	/* input in several frames, read by a program that was waiting before it came */
 	char pq[512], *d;
 	size_t n;
-	struct conn c;
+	struct wsc c;
 	memset(&s, 0, sizeof s);
 	assert_int_equal(execute(id, "{\"command\":\"read a; read b; echo \\\"<$a|$b>\\\"\"}", pq, sizeof pq),
 	                 200);
-	assert_int_equal(ws_open(&c, st.port, pq, 1, NULL, NULL, 0), 101);
-	assert_int_equal(ws_read(&c, TIMEOUT, &d, &n), 1);
+	assert_int_equal(wsc_open(&c, st.port, pq, 1, NULL, NULL, 0), 101);
+	assert_int_equal(wsc_read(&c, TIMEOUT, &d, &n), 1);
 	take_message(&s, d, n);
 	free(d);
 	h_sleep_ms(300);
-	assert_int_equal(ws_send(&c, 1, "one\n", 4), 0);
-	assert_int_equal(ws_send(&c, 1, "tw", 2), 0);
-	assert_int_equal(ws_send(&c, 1, "o\n", 2), 0);
+	assert_int_equal(wsc_send(&c, 1, "one\n", 4), 0);
+	assert_int_equal(wsc_send(&c, 1, "tw", 2), 0);
+	assert_int_equal(wsc_send(&c, 1, "o\n", 2), 0);
 	read_all(&c, &s, TIMEOUT);
-	ws_close_fd(&c);
+	wsc_close(&c);
 	assert_noninteractive(&s, 0);
 	assert_non_null(strstr(s.out, "<one|two>\r\n"));
 	seen_free(&s);
@@ -777,21 +560,21 @@ static void test_delete_during_execution(void **state)
 	(void)state;
 	char id[128], pq[512], path[256], *d;
 	size_t n;
-	struct conn c;
+	struct wsc c;
 	struct seen s;
 	memset(&s, 0, sizeof s);
 	claim(id);
 	/* WS-23 */
 	assert_int_equal(execute(id, "{\"command\":\"sleep infinity\"}", pq, sizeof pq), 200);
-	assert_int_equal(ws_open(&c, st.port, pq, 1, NULL, NULL, 0), 101);
-	assert_int_equal(ws_read(&c, TIMEOUT, &d, &n), 1);
+	assert_int_equal(wsc_open(&c, st.port, pq, 1, NULL, NULL, 0), 101);
+	assert_int_equal(wsc_read(&c, TIMEOUT, &d, &n), 1);
 	take_message(&s, d, n);
 	free(d);
 	h_sleep_ms(300);
 	snprintf(path, sizeof path, "/runners/%s", id);
 	assert_int_equal(call("DELETE", path, NULL, NULL, 0), 204);
 	read_all(&c, &s, 5000);
-	ws_close_fd(&c);
+	wsc_close(&c);
 	assert_int_equal(s.ncontrols, 2);
 	assert_string_equal(last_control(&s),
 	                    "{\"type\":\"error\",\"data\":\"the allocation stopped as expected\"}");
@@ -804,29 +587,29 @@ static void test_handshake_checks_and_single_use(void **state)
 {
 	(void)state;
 	char id[128], other[128], pq[512], pq2[512], body[1024], bad[640];
-	struct conn c;
+	struct wsc c;
 	struct seen s;
 	claim(id);
 	claim(other);
 	assert_int_equal(execute(id, "{\"command\":\"echo once\"}", pq, sizeof pq), 200);
 	/* WS-1: unknown execution id, before the upgrade */
 	snprintf(bad, sizeof bad, "/api/v1/runners/%s/websocket?executionID=invalid-execution-id", id);
-	assert_int_equal(ws_open(&c, st.port, bad, 1, NULL, body, sizeof body), 404);
+	assert_int_equal(wsc_open(&c, st.port, bad, 1, NULL, body, sizeof body), 404);
 	assert_string_equal(body, "{\"message\":\"execution id unknown\"}");
-	ws_close_fd(&c);
+	wsc_close(&c);
 	snprintf(bad, sizeof bad, "/api/v1/runners/%s/websocket", id);
-	assert_int_equal(ws_open(&c, st.port, bad, 1, NULL, body, sizeof body), 404);
-	ws_close_fd(&c);
+	assert_int_equal(wsc_open(&c, st.port, bad, 1, NULL, body, sizeof body), 404);
+	wsc_close(&c);
 	/* an execution of another runner is unknown for this one */
 	snprintf(bad, sizeof bad, "/api/v1/runners/%s/websocket?%s", other, strchr(pq, '?') + 1);
-	assert_int_equal(ws_open(&c, st.port, bad, 1, NULL, body, sizeof body), 404);
-	ws_close_fd(&c);
+	assert_int_equal(wsc_open(&c, st.port, bad, 1, NULL, body, sizeof body), 404);
+	wsc_close(&c);
 	/* RUN-9: an unknown runner is 410 first */
 	snprintf(bad, sizeof bad, "/api/v1/runners/n0n-3x1st1ng-1d/websocket?%s", strchr(pq, '?') + 1);
-	assert_int_equal(ws_open(&c, st.port, bad, 1, NULL, body, sizeof body), 410);
+	assert_int_equal(wsc_open(&c, st.port, bad, 1, NULL, body, sizeof body), 410);
 	assert_non_null(strstr(body, "\"message\":\""));
 	assert_non_null(strstr(body, "no runner found"));
-	ws_close_fd(&c);
+	wsc_close(&c);
 	/* GEN-2: a wrong method is 405 */
 	snprintf(bad, sizeof bad, "%s/runners/%s/websocket?%s", st.base, id, strchr(pq, '?') + 1);
 	struct h_resp r;
@@ -834,39 +617,39 @@ static void test_handshake_checks_and_single_use(void **state)
 	assert_int_equal(r.status, 405);
 	h_resp_free(&r);
 	/* WS-2: a plain GET is 400 and leaves the execution valid */
-	assert_int_equal(ws_open(&c, st.port, pq, 0, NULL, body, sizeof body), 400);
-	ws_close_fd(&c);
+	assert_int_equal(wsc_open(&c, st.port, pq, 0, NULL, body, sizeof body), 400);
+	wsc_close(&c);
 	/* a foreign Origin is 403 (and leaves it valid too); the same origin is fine */
 	const char *foreign[] = {"Origin: http://evil.example", NULL};
-	assert_int_equal(ws_open(&c, st.port, pq, 1, foreign, body, sizeof body), 403);
-	ws_close_fd(&c);
+	assert_int_equal(wsc_open(&c, st.port, pq, 1, foreign, body, sizeof body), 403);
+	wsc_close(&c);
 	char same[64];
 	snprintf(same, sizeof same, "Origin: http://127.0.0.1:%d", st.port);
 	const char *same_origin[] = {same, NULL};
 	memset(&s, 0, sizeof s);
-	assert_int_equal(ws_open(&c, st.port, pq, 1, same_origin, NULL, 0), 101);
+	assert_int_equal(wsc_open(&c, st.port, pq, 1, same_origin, NULL, 0), 101);
 	read_all(&c, &s, TIMEOUT);
-	ws_close_fd(&c);
+	wsc_close(&c);
 	assert_noninteractive(&s, 0);
 	assert_string_equal(s.out, "once\r\n");
 	seen_free(&s);
 	/* WS-24: single use */
-	assert_int_equal(ws_open(&c, st.port, pq, 1, NULL, body, sizeof body), 404);
-	ws_close_fd(&c);
+	assert_int_equal(wsc_open(&c, st.port, pq, 1, NULL, body, sizeof body), 404);
+	wsc_close(&c);
 	/* two at once: one runs it, the other is told so (never a silent hang, DIS-10) */
 	assert_int_equal(execute(id, "{\"command\":\"echo race\"}", pq2, sizeof pq2), 200);
-	struct conn c1, c2;
+	struct wsc c1, c2;
 	struct seen s1, s2;
 	memset(&s1, 0, sizeof s1);
 	memset(&s2, 0, sizeof s2);
-	int st1 = ws_open(&c1, st.port, pq2, 1, NULL, NULL, 0),
-	    st2 = ws_open(&c2, st.port, pq2, 1, NULL, NULL, 0);
+	int st1 = wsc_open(&c1, st.port, pq2, 1, NULL, NULL, 0),
+	    st2 = wsc_open(&c2, st.port, pq2, 1, NULL, NULL, 0);
 	if (st1 == 101)
 		read_all(&c1, &s1, TIMEOUT);
 	if (st2 == 101)
 		read_all(&c2, &s2, TIMEOUT);
-	ws_close_fd(&c1);
-	ws_close_fd(&c2);
+	wsc_close(&c1);
+	wsc_close(&c2);
 	assert_true(st1 == 101 || st2 == 101);
 	int ran = (s1.out && !strcmp(s1.out, "race\r\n")) + (s2.out && !strcmp(s2.out, "race\r\n"));
 	assert_int_equal(ran, 1);
@@ -1012,7 +795,7 @@ static void test_client_close_stops_the_program(void **state)
 	(void)state;
 	char id[128], pq[512], path[512], out[256], *d;
 	size_t n;
-	struct conn c;
+	struct wsc c;
 	claim(id);
 	/* WS-19: the program gets SIGQUIT within 1 s, no terminal message, close 1000 */
 	assert_int_equal(
@@ -1021,19 +804,19 @@ static void test_client_close_stops_the_program(void **state)
 	        "{\"command\":\"trap \\\"echo quit > /tmp/q; exit 3\\\" QUIT; echo ready; sleep 30 & wait\"}",
 	        pq, sizeof pq),
 	    200);
-	assert_int_equal(ws_open(&c, st.port, pq, 1, NULL, NULL, 0), 101);
+	assert_int_equal(wsc_open(&c, st.port, pq, 1, NULL, NULL, 0), 101);
 	struct seen s;
 	memset(&s, 0, sizeof s);
 	while (!s.out || !strstr(s.out, "ready")) {
-		assert_int_equal(ws_read(&c, TIMEOUT, &d, &n), 1);
+		assert_int_equal(wsc_read(&c, TIMEOUT, &d, &n), 1);
 		take_message(&s, d, n);
 		free(d);
 	}
 	long long t0 = h_now_ms();
-	assert_int_equal(ws_send_close(&c, 1001), 0);
+	assert_int_equal(wsc_send_close(&c, 1001), 0);
 	int ncontrols = s.ncontrols;
 	read_all(&c, &s, 5000);
-	ws_close_fd(&c);
+	wsc_close(&c);
 	assert_int_equal(s.ncontrols, ncontrols); /* nothing after start */
 	assert_int_equal(s.close_code, 1000);
 	snprintf(path, sizeof path, "/runners/%s/files/raw?path=%%2Ftmp%%2Fq&privilegedExecution=true", id);
@@ -1060,17 +843,17 @@ static void test_client_close_storms(void **state)
 	/* WS-16: connect and close at once (after 1 ms, or not even that), with and without a close
 	 * frame, many at a time; the gateway stays up and the runners stay usable */
 	for (int round = 0; round < 10; round++) {
-		struct conn c[8];
+		struct wsc c[8];
 		for (int k = 0; k < 8; k++) {
 			assert_int_equal(execute(ids[k % 4], "{\"command\":\"sleep 2\"}", pq, sizeof pq),
 			                 200);
-			assert_int_equal(ws_open(&c[k], st.port, pq, 1, NULL, NULL, 0), 101);
+			assert_int_equal(wsc_open(&c[k], st.port, pq, 1, NULL, NULL, 0), 101);
 		}
 		h_sleep_ms(round % 3);
 		for (int k = 0; k < 8; k++) {
 			if (k % 2)
-				ws_send_close(&c[k], 1000);
-			ws_close_fd(&c[k]);
+				wsc_send_close(&c[k], 1000);
+			wsc_close(&c[k]);
 		}
 	}
 	assert_int_equal(kill(wsgate, 0), 0);
@@ -1097,18 +880,18 @@ static void *one_parallel(void *arg)
 {
 	struct par *p = arg;
 	char body[256], want[64], pq[512];
-	struct conn c;
+	struct wsc c;
 	struct seen s;
 	memset(&s, 0, sizeof s);
 	snprintf(body, sizeof body, "{\"command\":\"sleep 0.5; echo n%d; echo e%d >&2; exit %d\"}", p->index,
 	         p->index, p->index % 50);
 	if (execute(p->runner, body, pq, sizeof pq) != 200 ||
-	    ws_open(&c, st.port, pq, 1, NULL, NULL, 0) != 101) {
+	    wsc_open(&c, st.port, pq, 1, NULL, NULL, 0) != 101) {
 		snprintf(p->why, sizeof p->why, "execute or connect failed");
 		return NULL;
 	}
 	read_all(&c, &s, 30000);
-	ws_close_fd(&c);
+	wsc_close(&c);
 	snprintf(want, sizeof want, "{\"type\":\"exit\",\"data\":%d}", p->index % 50);
 	char o[32], e[32];
 	snprintf(o, sizeof o, "n%d\r\n", p->index);
@@ -1183,7 +966,7 @@ static void test_slow_client_back_pressures_the_program(void **state)
 	(void)state;
 	char id[128], pq[512], out[256], path[512], *d;
 	size_t n;
-	struct conn c;
+	struct wsc c;
 	struct seen s;
 	claim(id);
 	memset(&s, 0, sizeof s);
@@ -1197,7 +980,7 @@ static void test_slow_client_back_pressures_the_program(void **state)
 	        pq, sizeof pq),
 	    200);
 	long rss0 = rss_kib(wsgate), lrss0 = rss_kib(st.lighttpd);
-	assert_int_equal(ws_open(&c, st.port, pq, 1, NULL, NULL, 0), 101);
+	assert_int_equal(wsc_open(&c, st.port, pq, 1, NULL, NULL, 0), 101);
 	h_sleep_ms(2500);
 	snprintf(path, sizeof path, "/runners/%s/files/raw?path=%%2Ftmp%%2Fprogress&privilegedExecution=true",
 	         id);
@@ -1213,7 +996,7 @@ static void test_slow_client_back_pressures_the_program(void **state)
 	assert_true(lrss1 - lrss0 < 16 * 1024);
 	/* then the client reads: everything arrives, in order, complete */
 	read_all(&c, &s, 60000);
-	ws_close_fd(&c);
+	wsc_close(&c);
 	assert_noninteractive(&s, 0);
 	assert_int_equal(s.out_len, 40 * 1000000 + strlen("done\r\n"));
 	assert_string_equal(s.out + s.out_len - 6, "done\r\n");
@@ -1251,7 +1034,7 @@ static void test_exit_128_after_an_oom_restart(void **state)
 	(void)state;
 	char id[128], pq[512], *d;
 	size_t n;
-	struct conn c;
+	struct wsc c;
 	struct seen s;
 	struct config cfg;
 	config_defaults(&cfg);
@@ -1262,8 +1045,8 @@ static void test_exit_128_after_an_oom_restart(void **state)
 		memset(&s, 0, sizeof s);
 		claim(id);
 		assert_int_equal(execute(id, "{\"command\":\"sleep 0.5; exit 128\"}", pq, sizeof pq), 200);
-		assert_int_equal(ws_open(&c, st.port, pq, 1, NULL, NULL, 0), 101);
-		assert_int_equal(ws_read(&c, TIMEOUT, &d, &n), 1);
+		assert_int_equal(wsc_open(&c, st.port, pq, 1, NULL, NULL, 0), 101);
+		assert_int_equal(wsc_read(&c, TIMEOUT, &d, &n), 1);
 		take_message(&s, d, n);
 		free(d);
 		if (oom) {
@@ -1276,7 +1059,7 @@ static void test_exit_128_after_an_oom_restart(void **state)
 		}
 		long long t0 = h_now_ms();
 		read_all(&c, &s, 5000);
-		ws_close_fd(&c);
+		wsc_close(&c);
 		assert_int_equal(s.ncontrols, 2);
 		assert_string_equal(last_control(&s), oom ? "{\"type\":\"error\",\"data\":\"the allocation was OOM Killed\"}"
 		                                          : "{\"type\":\"exit\",\"data\":128}");
@@ -1327,7 +1110,7 @@ static void test_interactivestderr_false_merges_stderr(void **state)
 	struct h_stack other = st;
 	struct seen s;
 	char id[128], pq[512];
-	struct conn c;
+	struct wsc c;
 	other.wsgate_port = 0;
 	const char *env[] = {"POSEIDON_SERVER_INTERACTIVESTDERR=false", NULL};
 	pid_t pid = h_stack_start_wsgate_with(&other, env, NULL);
@@ -1335,9 +1118,9 @@ static void test_interactivestderr_false_merges_stderr(void **state)
 	claim(id);
 	memset(&s, 0, sizeof s);
 	assert_int_equal(execute(id, "{\"command\":\"echo out; echo err >&2; exit 5\"}", pq, sizeof pq), 200);
-	assert_int_equal(ws_open(&c, other.wsgate_port, pq, 1, NULL, NULL, 0), 101);
+	assert_int_equal(wsc_open(&c, other.wsgate_port, pq, 1, NULL, NULL, 0), 101);
 	read_all(&c, &s, TIMEOUT);
-	ws_close_fd(&c);
+	wsc_close(&c);
 	assert_noninteractive(&s, 5);
 	assert_string_equal(s.out, "out\r\nerr\r\n");
 	assert_null(s.err);
@@ -1351,7 +1134,7 @@ static void test_token_on_the_handshake(void **state)
 	struct h_stack sec;
 	struct h_front_opts o = {.workers = 1, .token = "S3cr3t"};
 	char url[512], pq[512], body[512], id[128];
-	struct conn c;
+	struct wsc c;
 	struct seen s;
 	memset(&sec, 0, sizeof sec);
 	sec.redis = st.redis;
@@ -1370,24 +1153,24 @@ static void test_token_on_the_handshake(void **state)
 	snprintf(pq, sizeof pq, "%.*s", (int)strcspn(u, "\""), u);
 	h_resp_free(&r);
 	/* AUTH-6: the handshake needs the token; without or with a wrong one it is 401, empty */
-	assert_int_equal(ws_open(&c, sec.port, pq, 1, NULL, body, sizeof body), 401);
+	assert_int_equal(wsc_open(&c, sec.port, pq, 1, NULL, body, sizeof body), 401);
 	assert_string_equal(body, "");
-	ws_close_fd(&c);
+	wsc_close(&c);
 	const char *wrong[] = {"Poseidon-Token: Wr0ngT0k3n", NULL};
-	assert_int_equal(ws_open(&c, sec.port, pq, 1, wrong, body, sizeof body), 401);
-	ws_close_fd(&c);
+	assert_int_equal(wsc_open(&c, sec.port, pq, 1, wrong, body, sizeof body), 401);
+	wsc_close(&c);
 	const char *empty[] = {"Poseidon-Token:", NULL};
-	assert_int_equal(ws_open(&c, sec.port, pq, 1, empty, body, sizeof body), 401);
-	ws_close_fd(&c);
+	assert_int_equal(wsc_open(&c, sec.port, pq, 1, empty, body, sizeof body), 401);
+	wsc_close(&c);
 	/* auth comes before the runner lookup: an unknown runner without a token is 401 too */
-	assert_int_equal(ws_open(&c, sec.port, "/api/v1/runners/n0n-3x1st1ng-1d/websocket?executionID=x", 1,
-	                         NULL, body, sizeof body),
+	assert_int_equal(wsc_open(&c, sec.port, "/api/v1/runners/n0n-3x1st1ng-1d/websocket?executionID=x", 1,
+	                          NULL, body, sizeof body),
 	                 401);
-	ws_close_fd(&c);
+	wsc_close(&c);
 	memset(&s, 0, sizeof s);
-	assert_int_equal(ws_open(&c, sec.port, pq, 1, hdr, NULL, 0), 101);
+	assert_int_equal(wsc_open(&c, sec.port, pq, 1, hdr, NULL, 0), 101);
 	read_all(&c, &s, TIMEOUT);
-	ws_close_fd(&c);
+	wsc_close(&c);
 	assert_noninteractive(&s, 0);
 	assert_string_equal(s.out, "authorised\r\n");
 	seen_free(&s);
@@ -1400,14 +1183,14 @@ static void test_restart_ends_streams_with_an_error_and_loses_nothing(void **sta
 	(void)state;
 	char id[128], pq[512], later[512], *d;
 	size_t n;
-	struct conn c;
+	struct wsc c;
 	struct seen s;
 	claim(id);
 	memset(&s, 0, sizeof s);
 	assert_int_equal(execute(id, "{\"command\":\"sleep 30\"}", pq, sizeof pq), 200);
 	assert_int_equal(execute(id, "{\"command\":\"echo after restart\"}", later, sizeof later), 200);
-	assert_int_equal(ws_open(&c, st.port, pq, 1, NULL, NULL, 0), 101);
-	assert_int_equal(ws_read(&c, TIMEOUT, &d, &n), 1);
+	assert_int_equal(wsc_open(&c, st.port, pq, 1, NULL, NULL, 0), 101);
+	assert_int_equal(wsc_read(&c, TIMEOUT, &d, &n), 1);
 	take_message(&s, d, n);
 	free(d);
 	h_sleep_ms(300);
@@ -1418,7 +1201,7 @@ static void test_restart_ends_streams_with_an_error_and_loses_nothing(void **sta
 	assert_int_equal(WEXITSTATUS(h_stop(wsgate)), 0);
 	wsgate = second;
 	read_all(&c, &s, 5000);
-	ws_close_fd(&c);
+	wsc_close(&c);
 	assert_true(h_now_ms() - t0 < 3000);
 	assert_int_equal(s.ncontrols, 2);
 	assert_string_equal(last_control(&s),
@@ -1427,9 +1210,9 @@ static void test_restart_ends_streams_with_an_error_and_loses_nothing(void **sta
 	seen_free(&s);
 	/* the runner and the execution prepared before the restart are still there */
 	memset(&s, 0, sizeof s);
-	assert_int_equal(ws_open(&c, st.port, later, 1, NULL, NULL, 0), 101);
+	assert_int_equal(wsc_open(&c, st.port, later, 1, NULL, NULL, 0), 101);
 	read_all(&c, &s, TIMEOUT);
-	ws_close_fd(&c);
+	wsc_close(&c);
 	assert_noninteractive(&s, 0);
 	assert_string_equal(s.out, "after restart\r\n");
 	seen_free(&s);
