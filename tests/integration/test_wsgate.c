@@ -58,9 +58,21 @@ static void seen_free(struct seen *s)
 	memset(s, 0, sizeof *s);
 }
 
+/* Appends to a buffer that grows by doubling (its capacity is the next power of two of its
+ * length), so that 40 MB of small messages costs no quadratic copying, not even under ASan,
+ * whose realloc always copies. */
 static void append(char **p, size_t *len, const char *d, size_t n)
 {
-	*p = realloc(*p, *len + n + 1);
+	size_t cap = 64;
+	while (cap < *len + 1)
+		cap *= 2;
+	if (!*p || *len + n + 1 > cap) {
+		while (cap < *len + n + 1)
+			cap *= 2;
+		char *np = realloc(*p, cap);
+		assert_non_null(np);
+		*p = np;
+	}
 	memcpy(*p + *len, d, n);
 	*len += n;
 	(*p)[*len] = '\0';
@@ -992,7 +1004,10 @@ static void test_slow_client_back_pressures_the_program(void **state)
 	        "-> %ld KiB\n",
 	        progress, rss0, rss1, lrss0, lrss1);
 	assert_true(progress < 40);
+#ifndef __SANITIZE_ADDRESS__
+	/* (under ASan, freed memory waits in its quarantine, so RSS says nothing about queues) */
 	assert_true(rss1 - rss0 < 16 * 1024);
+#endif
 	assert_true(lrss1 - lrss0 < 16 * 1024);
 	/* then the client reads: everything arrives, in order, complete */
 	read_all(&c, &s, 60000);
@@ -1197,12 +1212,15 @@ static void test_restart_ends_streams_with_an_error_and_loses_nothing(void **sta
 	/* a second gateway on the same port (SO_REUSEPORT) takes over while the first stops */
 	pid_t second = h_stack_start_wsgate_with(&st, NULL, wsgate_args);
 	assert_true(second > 0);
+	/* the stream ends at once, before the stopping gateway has exited (its exit may take a
+	 * while under ASan's leak check) */
+	kill(wsgate, SIGTERM);
 	long long t0 = h_now_ms();
-	assert_int_equal(WEXITSTATUS(h_stop(wsgate)), 0);
-	wsgate = second;
 	read_all(&c, &s, 5000);
 	wsc_close(&c);
 	assert_true(h_now_ms() - t0 < 3000);
+	assert_int_equal(WEXITSTATUS(h_stop(wsgate)), 0);
+	wsgate = second;
 	assert_int_equal(s.ncontrols, 2);
 	assert_string_equal(last_control(&s),
 	                    "{\"type\":\"error\",\"data\":\"Error executing the request\"}");
