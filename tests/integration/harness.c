@@ -983,3 +983,13 @@ pid_t h_stack_start_wsgate_with(struct h_stack *s, const char *const *env, const
 	}
 	return pid;
 }
+
+int h_wait_pool(const struct h_redis *r, long long env, int n, int timeout_ms)
+{
+	for (long long end = h_now_ms() + timeout_ms;; h_sleep_ms(100)) {
+		if (atoi(h_redis_cli(r, "LLEN poseidon:pool:%lld", env)) >= n)
+			return 0;
+		if (h_now_ms() >= end)
+			return -1;
+	}
+}

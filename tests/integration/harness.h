@@ -51,6 +51,8 @@ int h_redis_start(struct h_redis *r);
 int h_redis_restart(struct h_redis *r);
 /* Runs a redis-cli command against it and returns its trimmed output (static buffer). */
 const char *h_redis_cli(const struct h_redis *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Waits until environment env's pool holds at least n ready runners; 0, or -1 after timeout_ms. */
+int h_wait_pool(const struct h_redis *r, long long env, int n, int timeout_ms);
 
 /* Which web server fronts the stack. nginx and Apache run the repository's site files
  * (deploy/nginx/poseidon.conf, deploy/apache/poseidon.conf) on the stack's own port and paths, in

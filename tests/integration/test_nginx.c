@@ -233,8 +233,7 @@ static int setup(void **state)
 	         POOL);
 	if (status_of("PUT", path, body, with_token, 1) != 201)
 		return -1;
-	for (int i = 0; i < 300 && atoi(h_redis_cli(&st.redis, "LLEN poseidon:pool:%d", ENV)) < POOL; i++)
-		h_sleep_ms(100);
+	h_wait_pool(&st.redis, ENV, POOL, 30000);
 	return 0;
 }
 

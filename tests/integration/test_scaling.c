@@ -265,8 +265,7 @@ static int setup(void **state)
 	    r.status != 201)
 		return -1;
 	h_resp_free(&r);
-	for (int i = 0; i < 300 && atoi(h_redis_cli(&a.redis, "LLEN poseidon:pool:%d", ENV)) < POOL; i++)
-		h_sleep_ms(100);
+	h_wait_pool(&a.redis, ENV, POOL, 30000);
 	return 0;
 }
 

@@ -287,8 +287,7 @@ static int setup(void **state)
 	    (wsgate = h_stack_start_wsgate_with(&st, NULL, wsgate_args)) < 0)
 		return -1;
 	put_env(ENV, POOL, 256);
-	for (int i = 0; i < 300 && atoi(h_redis_cli(&st.redis, "LLEN poseidon:pool:%d", ENV)) < POOL; i++)
-		h_sleep_ms(100);
+	h_wait_pool(&st.redis, ENV, POOL, 30000);
 	return 0;
 }
 
