@@ -361,7 +361,7 @@ int nomad_job_purge(struct nomad *n, const char *id, struct perr *e)
 }
 
 /* Runs count requests with at most `parallel` in flight on a curl multi handle: request i is
- * method + path_of(i) with body_of(i) (may be NULL). results[i] (may be NULL) gets 0 or -1.
+ * method + path_of(i) with body_of(i) (may be NULL). results[i] (may be NULL) receives 0 or -1.
  * Returns the number that failed; e describes the first failure. */
 struct batch_req {
 	const char *method;

@@ -10,7 +10,7 @@
  *                           200 whose body we cannot use.
  * The message carries Nomad's own text ("Unexpected response code: 404 (job not found)").
  * Parsed results are plain C structs; job documents stay json-c objects (lib/jobspec builds
- * them) and the caller owns what it gets (json_object_put / free as stated per function).
+ * them) and the caller owns what it receives (json_object_put / free as stated per function).
  * The event stream (nomad_events_*) and the exec WebSocket (nomad_exec.h) live beside.
  */
 #ifndef POSEIDON_NOMAD_H

@@ -139,7 +139,7 @@ struct nomad_exec_io {
 };
 
 /* Runs one exec session to its end on the process's own context (created on first use, reused;
- * a forked child gets its own). io may be NULL. timeout_ms <= 0 means no limit. Returns 0 with
+ * a forked child has its own). io may be NULL. timeout_ms <= 0 means no limit. Returns 0 with
  * *exit_code set when the exit frame arrived, else -1 with e set (*exit_code = -1) and *failure
  * (may be NULL) saying which kind of failure it was. */
 int nomad_exec_run(const struct nomad_endpoint *ep, const struct nomad_exec_opts *o,

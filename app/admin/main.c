@@ -8,7 +8,7 @@
  * and Nomad.
  *   pools            every environment's pool (size, idle, starting, used) and the refill leader
  *   runners ENV      the runners of ENV with state, allocation and inactivity deadline
- *   destroy RUNNER   removes the runner from Redis (its user gets 410) and purges its Nomad job
+ *   destroy RUNNER   removes the runner from Redis (its user receives 410) and purges its Nomad job
  *   drain ENV        pool size 0 in Redis and in the template job's Meta, without a new
  *                    generation; idle and starting runners are destroyed, used ones stay with
  *                    their users until released or timed out. poseidon-refill keeps a pool at its

@@ -49,7 +49,7 @@ void httpd_close_all(void);
 /* Case-insensitive header lookup; NULL when absent. */
 const char *http_header(const struct http_req *r, const char *name);
 /* First value of a query parameter, decoded (Go's URL.Query().Get); returns 1 when present.
- * out gets "" when absent. */
+ * out is "" when absent. */
 int http_query(const struct http_req *r, const char *key, char *out, size_t cap);
 /* Iterates every value of key: call with *pos = 0; returns 1 and fills out while found. */
 int http_query_next(const struct http_req *r, const char *key, size_t *pos, char *out, size_t cap);
@@ -77,7 +77,7 @@ void http_close_after_flush(struct http_conn *c);
 /* Closes now (queued output is dropped). */
 void http_close(struct http_conn *c);
 
-/* WebSocket: writes the 101 answer and switches the connection. on_message gets every text or
+/* WebSocket: writes the 101 answer and switches the connection. on_message receives every text or
  * binary message; on_close comes through http_on_close. */
 int http_ws_accept(struct http_conn *c, struct http_req *r,
 		   void (*on_message)(struct http_conn *c, void *arg, const char *data, size_t len), void *arg);

@@ -388,7 +388,7 @@ static int build_image(struct image *im)
 		if (lstat(full, &sb) < 0)
 			continue;
 		if (strcmp(n, "sbin") == 0 && !im->has_setuser) {
-			/* /sbin gets setuser: a directory of its own whose entries point into the image */
+			/* /sbin receives setuser: a directory of its own whose entries point into the image */
 			char real[1400];
 			int is_link = S_ISLNK(sb.st_mode);
 			if (is_link) {

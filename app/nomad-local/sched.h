@@ -7,7 +7,7 @@
  * the HTTP answer the Evaluation's EvaluationUpdated "complete"; only then does the client side
  * (task.c) report the allocation received, pending and running. A change limited to a group's
  * count-0 siblings (the config group's Meta) is an in-place update: the allocation keeps
- * running and only gets a new EvalID and AllocModifyIndex.
+ * running and only receives a new EvalID and AllocModifyIndex.
  */
 #ifndef NL_SCHED_H
 #define NL_SCHED_H

@@ -6,7 +6,7 @@
  * (401, empty), runner claimed and alive (410 JSON), execution id known for that runner (404
  * JSON, looked at without taking it), then for a plain GET 400 (the execution stays valid,
  * WS-2) and for an upgrade the Origin (403, gorilla's same-origin rule). An upgrade that passes
- * gets a session; the execution is taken (single use) only once the upgrade is complete, in
+ * receives a session; the execution is taken (single use) only once the upgrade is complete, in
  * session_established, so a handshake that fails after this point consumes nothing.
  * Redis is asked synchronously (one or two round trips per handshake).
  */

@@ -14,8 +14,8 @@
  * executions live in Redis, so any number of gateways may run behind the proxy (they may even
  * share the port: SO_REUSEPORT), and a restart loses no runner and no execution that was not
  * yet connected. What a restart does lose are the open streams: on SIGTERM or SIGINT every open
- * execution gets the terminal message {"type":"error","data":"Error executing the request"} and
- * close 1000 rather than a silent cut, its program gets SIGQUIT (0x1C on its tty), new requests
+ * execution receives the terminal message {"type":"error","data":"Error executing the request"} and
+ * close 1000 rather than a silent cut, its program receives SIGQUIT (0x1C on its tty), new requests
  * are answered 503, and the process exits once the messages are out (at most GATE_SHUTDOWN_MS).
  * SIGPIPE is ignored. Under systemd (Type=notify) it sends READY=1 once it listens, WATCHDOG=1 from
  * a loop timer and STOPPING=1 on SIGTERM (lib/sdnotify; nothing happens outside systemd).

@@ -742,7 +742,7 @@ void session_established(struct session *s)
 	lws_set_timer_usecs(s->wsi, (lws_usec_t)g->ping_ms * 1000);
 
 	/* single use (WS-24): whoever takes it first runs it; a second connection that passed the
-	 * check at the same moment gets an error instead of the reference's silent hang (DIS-10) */
+	 * check at the same moment receives an error instead of the reference's silent hang (DIS-10) */
 	int taken = store_exec_take(g->store, s->exec_id, &stored, &e);
 	if (taken > 0 && model_parse_stored_execution(stored, owner, sizeof owner, &s->req, &e) == 0)
 		s->have_req = 1;

@@ -3,7 +3,7 @@
  * Starts redis-server, lighttpd with poseidon-api workers (or nginx or Apache in front of them,
  * see enum h_front_server), nomad-local and the daemons on free loopback ports inside one
  * temporary directory, and stops all of them when the test program exits: normally (atexit), on
- * a signal, and even when it crashes, because every child gets PR_SET_PDEATHSIG. Programs are found in
+ * a signal, and even when it crashes, because every child receives PR_SET_PDEATHSIG. Programs are found in
  * $POSEIDON_BIN_DIR, the source tree (for lighttpd.conf and deploy/) in $POSEIDON_SRC_DIR; the Makefile sets
  * both. Nothing here talks to anything but 127.0.0.1.
  */

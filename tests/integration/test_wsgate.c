@@ -808,7 +808,7 @@ static void test_client_close_stops_the_program(void **state)
 	size_t n;
 	struct wsc c;
 	claim(id);
-	/* WS-19: the program gets SIGQUIT within 1 s, no terminal message, close 1000 */
+	/* WS-19: the program receives SIGQUIT within 1 s, no terminal message, close 1000 */
 	assert_int_equal(
 	    execute(
 	        id,

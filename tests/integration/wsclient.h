@@ -29,7 +29,7 @@ int wsc_connect(struct wsc *c, int port);
 
 /* Sends the request head `request` (NUL-terminated, sent as it is) on a connected c and reads the
  * response head and, unless the status is 101, its Content-Length body. Returns the status, or -1
- * when the connection failed or no head came. head (if not NULL) gets the response head, body (if
+ * when the connection failed or no head came. head (if not NULL) receives the response head, body (if
  * not NULL) the body; both NUL-terminated and cut to their caps, the body empty after a 101. Bytes
  * after a 101 head stay buffered for wsc_next. */
 int wsc_request(struct wsc *c, const char *request, char *head, size_t head_cap, char *body, size_t body_cap);
