@@ -212,7 +212,7 @@ int h_stop(pid_t pid)
 		kill(-pid, SIGKILL);
 		waitpid(pid, &status, 0);
 	}
-	/* the rest of the group (workers) gets up to 5 s to exit on its own, then SIGKILL */
+	/* the rest of the group (workers) receives up to 5 s to exit on its own, then SIGKILL */
 	for (long long end = h_now_ms() + 5000; h_now_ms() < end;) {
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;

@@ -169,7 +169,7 @@ static void test_token_is_required_on_protected_routes(void **state)
 	assert_int_equal(status_of(&locked, "GET", "/api/v1/statistics/execution-environments", NULL, none, 1), 401);
 	assert_int_equal(status_of(&locked, "DELETE", "/api/v1/runners/n0n-3x1st1ng-1d", NULL, none, 1), 401);
 	assert_int_equal(status_of(&locked, "GET", "/api/v1/execution-environments", NULL, wrong, 1), 401);
-	/* AUTH-5: the right token gets through to the handler (400: empty body) */
+	/* AUTH-5: the right token receives through to the handler (400: empty body) */
 	struct h_resp r;
 	assert_int_equal(req(&locked, &r, "POST", "/api/v1/runners", "", right), 400);
 	assert_json_message(&r, "EOF");

@@ -1,7 +1,7 @@
 /* deploy/systemd: systemd is not PID 1 on these machines, so the units cannot be started here.
  * What can be run is run: the ExecStart= lines of the units, read from the files, with the
  * install paths pointed at this build, against a real Redis, and with what systemd would hand
- * them (poseidon-api.service gets the listening socket of poseidon-api.socket as fd 0, as
+ * them (poseidon-api.service receives the listening socket of poseidon-api.socket as fd 0, as
  * StandardInput=socket does). Requests go over FastCGI from a small client in this file. */
 #include <setjmp.h>
 #include <stdarg.h>

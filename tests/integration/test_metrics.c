@@ -32,7 +32,7 @@ static struct store *store;
 static char url_a[128], url_b[128];
 static const char *const auth[] = {"Poseidon-Token: " TOKEN, NULL};
 
-/* ---- a fake InfluxDB: records the requests it gets ------------------------------------------ */
+/* ---- a fake InfluxDB: records the requests it receives ------------------------------------------ */
 
 static struct {
 	int fd, port, requests;

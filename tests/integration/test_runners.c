@@ -162,7 +162,7 @@ static void test_unknown_runner_is_410_on_every_route(void **state)
 		assert_non_null(strstr(r.body, "no runner found"));
 		h_resp_free(&r);
 	}
-	/* RUN-10: a 1 MB body to an unknown runner gets a clean 410 */
+	/* RUN-10: a 1 MB body to an unknown runner receives a clean 410 */
 	char *big = malloc(1 << 20);
 	memset(big, 'x', 1 << 20);
 	memcpy(big, "{\"copy\":[],\"pad\":\"", 18);

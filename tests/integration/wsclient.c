@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READ_CHUNK (256 * 1024)               /* the room a read gets; the buffer grows in its multiples */
+#define READ_CHUNK (256 * 1024)               /* the room a read receives; the buffer grows in its multiples */
 #define WAIT_MS    20000                      /* for each part of a response head or body to arrive */
 #define REQUEST    8192                       /* the largest request head wsc_open builds */
 #define WS_KEY     "dGhlIHNhbXBsZSBub25jZQ==" /* RFC 6455's sample; the tests do not check the accept */

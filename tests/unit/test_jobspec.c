@@ -257,7 +257,7 @@ static void test_custom_templates(void **state)
 	close(fd);
 	assert_null(jobspec_load(path, &e));
 	assert_non_null(strstr(e.msg, "default-task"));
-	/* a bare Job without a config group gets one */
+	/* a bare Job without a config group receives one */
 	FILE *f = fopen(path, "w");
 	fprintf(f, "{\"TaskGroups\":[{\"Name\":\"default-group\",\"Count\":1,\"Tasks\":[{\"Name\":\"default-task\",\"Driver\":\"docker\"}]}]}");
 	fclose(f);
