@@ -924,18 +924,25 @@ int store_status_set(struct store *s, const char *name, const char *value, int t
 	return 0;
 }
 
+/* verb (GET, GETDEL) of one string key into out: 1 found, 0 absent. idempotent: see cmd(). */
+static int get_string(struct store *s, const char *verb, int idempotent, const char *k, char *out, size_t cap,
+		      struct perr *e)
+{
+	const char *argv[] = {verb, k};
+	redisReply *r = cmd(s, idempotent, e, 2, argv, NULL);
+	if (!r)
+		return -1;
+	int found = r->type == REDIS_REPLY_STRING;
+	snprintf(out, cap, "%s", found ? r->str : "");
+	freeReplyObject(r);
+	return found;
+}
+
 int store_status_get(struct store *s, const char *name, char *value, size_t cap, struct perr *e)
 {
 	char k[KEY_MAX];
 	key(s, k, "status", name);
-	const char *argv[] = {"GET", k};
-	redisReply *r = cmd(s, 1, e, 2, argv, NULL);
-	if (!r)
-		return -1;
-	int found = r->type == REDIS_REPLY_STRING;
-	snprintf(value, cap, "%s", found ? r->str : "");
-	freeReplyObject(r);
-	return found;
+	return get_string(s, "GET", 1, k, value, cap, e);
 }
 
 int store_runner_get(struct store *s, const char *runner_id, struct runner *out, struct perr *e)
@@ -1210,24 +1217,11 @@ int store_destroy_in_state(struct store *s, const char *runner_id, const char *s
 	return rc < 0 ? -1 : existed;
 }
 
-/* GET of one key into out: 1 found, 0 absent. */
-static int get_string(struct store *s, const char *k, char *out, size_t cap, struct perr *e)
-{
-	const char *argv[] = {"GET", k};
-	redisReply *r = cmd(s, 1, e, 2, argv, NULL);
-	if (!r)
-		return -1;
-	int found = r->type == REDIS_REPLY_STRING;
-	snprintf(out, cap, "%s", found ? r->str : "");
-	freeReplyObject(r);
-	return found;
-}
-
 int store_lease_holder(struct store *s, const char *name, char *owner, size_t cap, struct perr *e)
 {
 	char k[KEY_MAX];
 	key(s, k, "lease", name);
-	return get_string(s, k, owner, cap, e);
+	return get_string(s, "GET", 1, k, owner, cap, e);
 }
 
 int store_reconcile_request(struct store *s, const char *token, int ttl_ms, struct perr *e)
@@ -1247,15 +1241,8 @@ int store_reconcile_take(struct store *s, char *token, size_t cap, struct perr *
 {
 	char k[KEY_MAX];
 	key(s, k, "reconcile", NULL);
-	const char *argv[] = {"GETDEL", k};
 	/* not retried: a lost reply loses the request, and the asker times out and says so */
-	redisReply *r = cmd(s, 0, e, 2, argv, NULL);
-	if (!r)
-		return -1;
-	int found = r->type == REDIS_REPLY_STRING;
-	snprintf(token, cap, "%s", found ? r->str : "");
-	freeReplyObject(r);
-	return found;
+	return get_string(s, "GETDEL", 0, k, token, cap, e);
 }
 
 int store_reconcile_done(struct store *s, const char *token, const char *error, int ttl_ms, struct perr *e)
