@@ -993,3 +993,27 @@ int h_wait_pool(const struct h_redis *r, long long env, int n, int timeout_ms)
 			return -1;
 	}
 }
+
+long long h_redis_int(const struct h_redis *r, const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	return atoll(h_redis_cli(r, "%s", cmd));
+}
+
+long h_api(const struct h_stack *s, const char *method, const char *path, const char *body, char *out, size_t cap)
+{
+	char url[1024];
+	struct h_resp r;
+	snprintf(url, sizeof url, "%s%s", s->base, path);
+	if (h_http(&r, method, url, body, -1, NULL) < 0)
+		return -1;
+	if (out)
+		snprintf(out, cap, "%s", r.body);
+	long status = r.status;
+	h_resp_free(&r);
+	return status;
+}

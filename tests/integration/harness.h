@@ -51,6 +51,8 @@ int h_redis_start(struct h_redis *r);
 int h_redis_restart(struct h_redis *r);
 /* Runs a redis-cli command against it and returns its trimmed output (static buffer). */
 const char *h_redis_cli(const struct h_redis *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same as an integer (0 when the answer is not one). */
+long long h_redis_int(const struct h_redis *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Waits until environment env's pool holds at least n ready runners; 0, or -1 after timeout_ms. */
 int h_wait_pool(const struct h_redis *r, long long env, int n, int timeout_ms);
 
@@ -129,6 +131,9 @@ struct h_resp {
 int h_http(struct h_resp *r, const char *method, const char *url, const char *body, long len,
            const char *const *headers);
 void h_resp_free(struct h_resp *r);
+/* method on s->base + path (e.g. "/runners") with an optional body; the response body is copied
+ * into out (when not NULL, truncated to cap). Returns the status, or -1 on transport failure. */
+long h_api(const struct h_stack *s, const char *method, const char *path, const char *body, char *out, size_t cap);
 /* Value of a response header (case-insensitive), copied into out; 1 if found. */
 int h_header(const struct h_resp *r, const char *name, char *out, size_t cap);
 

@@ -93,28 +93,9 @@ static int admin_env(const char *pre, const char *fmt, ...)
 
 static long api(const char *method, const char *path, const char *body, char *resp, size_t cap)
 {
-	char url[512];
-	struct h_resp r;
-	snprintf(url, sizeof url, "%s%s", st.base, path);
-	if (h_http(&r, method, url, body, -1, NULL) < 0)
-		return -1;
-	if (resp)
-		snprintf(resp, cap, "%s", r.body);
-	long status = r.status;
-	h_resp_free(&r);
-	return status;
+	return h_api(&st, method, path, body, resp, cap);
 }
 
-static long long redis_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long long redis_int(const char *fmt, ...)
-{
-	char cmd[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	return atoll(h_redis_cli(&st.redis, "%s", cmd));
-}
 
 static void put_env(long long id, int pool)
 {
@@ -132,11 +113,11 @@ static void put_env(long long id, int pool)
 static int wait_pool(long long env, long long idle, int timeout_ms)
 {
 	for (long long t0 = h_now_ms(); h_now_ms() - t0 < timeout_ms; h_sleep_ms(100))
-		if (redis_int("LLEN poseidon:pool:%lld", env) == idle &&
-		    redis_int("SCARD poseidon:starting:%lld", env) == 0)
+		if (h_redis_int(&st.redis, "LLEN poseidon:pool:%lld", env) == idle &&
+		    h_redis_int(&st.redis, "SCARD poseidon:starting:%lld", env) == 0)
 			return 0;
 	fprintf(stderr, "pool %lld: %lld idle, %lld starting, wanted %lld\n", env,
-	        redis_int("LLEN poseidon:pool:%lld", env), redis_int("SCARD poseidon:starting:%lld", env),
+	        h_redis_int(&st.redis, "LLEN poseidon:pool:%lld", env), h_redis_int(&st.redis, "SCARD poseidon:starting:%lld", env),
 	        idle);
 	return -1;
 }
@@ -294,8 +275,8 @@ static void test_destroy_removes_the_runner_and_its_job(void **state)
 	assert_int_equal(admin("destroy %s", id), 0);
 	assert_non_null(strstr(out, "removed from Redis; Nomad job purged"));
 	assert_non_null(strstr(out, "environment 12, used"));
-	assert_int_equal(redis_int("EXISTS poseidon:runner:%s", id), 0);
-	assert_int_equal(redis_int("SISMEMBER poseidon:used:12 %s", id), 0);
+	assert_int_equal(h_redis_int(&st.redis, "EXISTS poseidon:runner:%s", id), 0);
+	assert_int_equal(h_redis_int(&st.redis, "SISMEMBER poseidon:used:12 %s", id), 0);
 	assert_false(job_alive(id));
 	snprintf(path, sizeof path, "/runners/%s/execute", id);
 	assert_int_equal(api("POST", path, "{\"command\":\"true\"}", NULL, 0),
@@ -325,9 +306,9 @@ static void test_drain_stops_the_refill_and_keeps_used_runners(void **state)
 	assert_non_null(strstr(out, "environment 11 drained: pool size 3 -> 0"));
 	assert_non_null(strstr(out, "2 used runners stay with their users"));
 	/* at once: nothing idle, nothing starting; the used ones are untouched */
-	assert_int_equal(redis_int("LLEN poseidon:pool:11"), 0);
-	assert_int_equal(redis_int("SCARD poseidon:starting:11"), 0);
-	assert_int_equal(redis_int("SCARD poseidon:used:11"), 2);
+	assert_int_equal(h_redis_int(&st.redis, "LLEN poseidon:pool:11"), 0);
+	assert_int_equal(h_redis_int(&st.redis, "SCARD poseidon:starting:11"), 0);
+	assert_int_equal(h_redis_int(&st.redis, "SCARD poseidon:used:11"), 2);
 	assert_int_equal(store_env_get(store, 11, &env, &gen_after, &e), 1);
 	assert_int_equal(env.prewarming_pool_size, 0);
 	assert_int_equal(gen_after, gen_before); /* no new generation: used runners are not replaced */
@@ -340,8 +321,8 @@ static void test_drain_stops_the_refill_and_keeps_used_runners(void **state)
 	assert_int_equal(from_nomad.prewarming_pool_size, 0);
 	/* and poseidon-refill leaves it so: several passes later, still nothing new */
 	h_sleep_ms(1500);
-	assert_int_equal(redis_int("LLEN poseidon:pool:11"), 0);
-	assert_int_equal(redis_int("SCARD poseidon:starting:11"), 0);
+	assert_int_equal(h_redis_int(&st.redis, "LLEN poseidon:pool:11"), 0);
+	assert_int_equal(h_redis_int(&st.redis, "SCARD poseidon:starting:11"), 0);
 	assert_int_equal(live_jobs(11), 2);
 	assert_int_equal(api("GET", "/statistics/execution-environments", NULL, body, sizeof body), 200);
 	assert_non_null(
@@ -359,7 +340,7 @@ static void test_drain_stops_the_refill_and_keeps_used_runners(void **state)
 	assert_int_equal(admin("resize 11 2"), 0);
 	assert_non_null(strstr(out, "pool size 0 -> 2"));
 	assert_int_equal(wait_pool(11, 2, 20000), 0);
-	assert_int_equal(redis_int("SISMEMBER poseidon:used:11 %s", used), 1);
+	assert_int_equal(h_redis_int(&st.redis, "SISMEMBER poseidon:used:11 %s", used), 1);
 	assert_int_equal(store_env_get(store, 11, &env, &gen_after, &e), 1);
 	assert_int_equal(gen_after, gen_before);
 	assert_int_equal(admin("drain 4242"), 1); /* unknown environment */
@@ -376,7 +357,7 @@ static void test_reconcile_through_the_leader(void **state)
 	assert_non_null(strstr(out, "reconciled by the refill leader"));
 	assert_non_null(strstr(out, ": ok"));
 	assert_false(job_alive(orphan));                             /* purged before the leader answered */
-	assert_int_equal(redis_int("EXISTS poseidon:reconcile"), 0); /* the request was taken */
+	assert_int_equal(h_redis_int(&st.redis, "EXISTS poseidon:reconcile"), 0); /* the request was taken */
 }
 
 static void test_reconcile_waits_for_a_silent_leader_and_gives_up(void **state)
@@ -391,7 +372,7 @@ static void test_reconcile_waits_for_a_silent_leader_and_gives_up(void **state)
 	long long t0 = h_now_ms();
 	assert_int_equal(admin("reconcile -wait 1"), 1);
 	assert_true(h_now_ms() - t0 >= 1000);
-	assert_int_equal(redis_int("PTTL poseidon:reconcile") > 0, 1); /* the request expires by itself */
+	assert_int_equal(h_redis_int(&st.redis, "PTTL poseidon:reconcile") > 0, 1); /* the request expires by itself */
 	h_redis_cli(&st.redis, "DEL poseidon:lease:refill poseidon:reconcile");
 }
 

@@ -55,40 +55,21 @@ static int teardown(void **state)
 
 static long api(const char *method, const char *path, const char *body, char *out, size_t cap)
 {
-	char url[512];
-	struct h_resp r;
-	snprintf(url, sizeof url, "%s%s", st.base, path);
-	if (h_http(&r, method, url, body, -1, NULL) < 0)
-		return -1;
-	if (out)
-		snprintf(out, cap, "%s", r.body);
-	long status = r.status;
-	h_resp_free(&r);
-	return status;
+	return h_api(&st, method, path, body, out, cap);
 }
 
-static long long redis_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long long redis_int(const char *fmt, ...)
-{
-	char cmd[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	return atoll(h_redis_cli(&st.redis, "%s", cmd));
-}
 
 /* Waits until LLEN pool:<env> == n and nothing is starting; returns ms waited or -1. */
 static long long wait_pool(long long env, long long n, int timeout_ms)
 {
 	long long t0 = h_now_ms();
 	while (h_now_ms() - t0 < timeout_ms) {
-		if (redis_int("LLEN poseidon:pool:%lld", env) == n && redis_int("SCARD poseidon:starting:%lld", env) == 0)
+		if (h_redis_int(&st.redis, "LLEN poseidon:pool:%lld", env) == n && h_redis_int(&st.redis, "SCARD poseidon:starting:%lld", env) == 0)
 			return h_now_ms() - t0;
 		h_sleep_ms(100);
 	}
-	fprintf(stderr, "pool %lld: %lld idle, %lld starting, wanted %lld\n", env, redis_int("LLEN poseidon:pool:%lld", env),
-		redis_int("SCARD poseidon:starting:%lld", env), n);
+	fprintf(stderr, "pool %lld: %lld idle, %lld starting, wanted %lld\n", env, h_redis_int(&st.redis, "LLEN poseidon:pool:%lld", env),
+		h_redis_int(&st.redis, "SCARD poseidon:starting:%lld", env), n);
 	return -1;
 }
 
@@ -138,8 +119,8 @@ static void assert_consistent(long long env)
 		assert_true(found);
 		const char *lpos = h_redis_cli(&st.redis, "LPOS poseidon:pool:%lld %s", env, rs[i].id);
 		int places = lpos[0] != '\0';
-		places += (int)redis_int("SISMEMBER poseidon:starting:%lld %s", env, rs[i].id);
-		places += (int)redis_int("SISMEMBER poseidon:used:%lld %s", env, rs[i].id);
+		places += (int)h_redis_int(&st.redis, "SISMEMBER poseidon:starting:%lld %s", env, rs[i].id);
+		places += (int)h_redis_int(&st.redis, "SISMEMBER poseidon:used:%lld %s", env, rs[i].id);
 		assert_int_equal(places, 1);
 	}
 	assert_int_equal((int)nr, n); /* and no job Redis does not know */
@@ -209,16 +190,16 @@ static void test_pool_fills_replace_and_delete(void **state)
 	}
 	assert_true(gone);
 	assert_true(wait_pool(5, 5, 20000) >= 0);
-	assert_int_equal(redis_int("HGET poseidon:env:5 generation"), 2);
+	assert_int_equal(h_redis_int(&st.redis, "HGET poseidon:env:5 generation"), 2);
 	const char *first = h_redis_cli(&st.redis, "LINDEX poseidon:pool:5 0");
-	assert_int_equal(redis_int("HGET poseidon:runner:%s generation", first), 2);
+	assert_int_equal(h_redis_int(&st.redis, "HGET poseidon:runner:%s generation", first), 2);
 	assert_consistent(5);
 
 	/* RUN-1 + STA-3: a claim moves one runner to used and the pool refills */
 	assert_int_equal(api("POST", "/runners", "{\"executionEnvironmentId\":5}", body, sizeof body), 200);
 	assert_non_null(strstr(body, "\"mappedPorts\":[]"));
 	assert_true(wait_pool(5, 5, 10000) >= 0);
-	assert_int_equal(redis_int("SCARD poseidon:used:5"), 1);
+	assert_int_equal(h_redis_int(&st.redis, "SCARD poseidon:used:5"), 1);
 	assert_consistent(5);
 
 	/* ENV-15/16: delete purges everything, idle and used */
@@ -230,7 +211,7 @@ static void test_pool_fills_replace_and_delete(void **state)
 	assert_int_equal(nomad_job_read(nomad, "template-5", &job, &e), 0);
 	assert_int_equal(api("POST", "/runners", "{\"executionEnvironmentId\":5}", NULL, 0), 404);
 	assert_int_equal(api("GET", "/execution-environments/5", NULL, NULL, 0), 404);
-	assert_int_equal(redis_int("EXISTS poseidon:pool:5"), 0);
+	assert_int_equal(h_redis_int(&st.redis, "EXISTS poseidon:pool:5"), 0);
 	h_sleep_ms(3000); /* a reconcile later, nothing came back */
 	assert_int_equal(nomad_runner_jobs(5, left, 64), 0);
 	assert_int_equal(api("GET", "/execution-environments/5", NULL, NULL, 0), 404);
@@ -320,9 +301,9 @@ static void test_runner_killed_behind_nomads_back_is_replaced(void **state)
 	for (int i = 0; i < n; i++)
 		kill(pids[i], SIGKILL);
 	long long t0 = h_now_ms();
-	while (h_now_ms() - t0 < 20000 && redis_int("EXISTS poseidon:runner:%s", victim))
+	while (h_now_ms() - t0 < 20000 && h_redis_int(&st.redis, "EXISTS poseidon:runner:%s", victim))
 		h_sleep_ms(100);
-	assert_int_equal(redis_int("EXISTS poseidon:runner:%s", victim), 0);
+	assert_int_equal(h_redis_int(&st.redis, "EXISTS poseidon:runner:%s", victim), 0);
 	assert_true(wait_pool(7, 5, 20000) >= 0);
 	assert_string_equal(h_redis_cli(&st.redis, "LPOS poseidon:pool:7 %s", victim), "");
 	h_sleep_ms(2500); /* a reconcile passes: the killed runner's job is gone too */
@@ -359,8 +340,8 @@ static void test_reconcile_repairs_what_happened_while_refill_was_down(void **st
 		h_sleep_ms(100);
 	}
 	assert_int_equal(nomad_job_read(nomad, "8-00000000-0000-1000-8000-000000000000", &job, &e), 0);
-	assert_int_equal(redis_int("EXISTS poseidon:runner:%s", a), 0);
-	assert_int_equal(redis_int("EXISTS poseidon:runner:%s", b), 0);
+	assert_int_equal(h_redis_int(&st.redis, "EXISTS poseidon:runner:%s", a), 0);
+	assert_int_equal(h_redis_int(&st.redis, "EXISTS poseidon:runner:%s", b), 0);
 	assert_true(wait_pool(8, 5, 20000) >= 0);
 	assert_consistent(8);
 }
@@ -405,12 +386,12 @@ static void test_flushall_rebuilds_from_nomad(void **state)
 	h_sleep_ms(500); /* the daemon marks the claim in Nomad's Meta */
 	h_redis_cli(&st.redis, "FLUSHALL");
 	long long t0 = h_now_ms();
-	while (h_now_ms() - t0 < 20000 && redis_int("LLEN poseidon:pool:11") != 3)
+	while (h_now_ms() - t0 < 20000 && h_redis_int(&st.redis, "LLEN poseidon:pool:11") != 3)
 		h_sleep_ms(100);
-	assert_int_equal(redis_int("LLEN poseidon:pool:11"), 3);
-	assert_int_equal(redis_int("SISMEMBER poseidon:used:11 %s", used), 1); /* still with its user */
+	assert_int_equal(h_redis_int(&st.redis, "LLEN poseidon:pool:11"), 3);
+	assert_int_equal(h_redis_int(&st.redis, "SISMEMBER poseidon:used:11 %s", used), 1); /* still with its user */
 	assert_int_equal(api("GET", "/execution-environments/11", NULL, NULL, 0), 200);
-	assert_true(redis_int("ZSCORE poseidon:deadlines %s", used) > 0);
+	assert_true(h_redis_int(&st.redis, "ZSCORE poseidon:deadlines %s", used) > 0);
 	assert_consistent(11);
 }
 

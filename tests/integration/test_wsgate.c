@@ -183,14 +183,8 @@ static void assert_noninteractive(const struct seen *s, int code)
 
 static long call(const char *method, const char *path, const char *body, char *out, size_t cap)
 {
-	char url[1024];
-	struct h_resp r;
-	snprintf(url, sizeof url, "%s%s", st.base, path);
-	assert_int_equal(h_http(&r, method, url, body, -1, NULL), 0);
-	if (out)
-		snprintf(out, cap, "%s", r.body);
-	long status = r.status;
-	h_resp_free(&r);
+	long status = h_api(&st, method, path, body, out, cap);
+	assert_true(status >= 0);
 	return status;
 }
 
