@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "nomad_keys.h"
 
 static char *fields;     /* "\n"-framed list of Nomad's job keys */
 static char *lighttpd;   /* lighttpd.conf */
@@ -51,7 +52,7 @@ static int setup(void **state)
 {
 	(void)state;
 	size_t len;
-	fields = slurp(src_path("tests/fixtures/nomad/job-fields.txt"));
+	fields = nomad_keys_load();
 	lighttpd = slurp(src_path("lighttpd.conf"));
 	root = json_object_from_file(src_path("deploy/nomad/poseidon.nomad.json"));
 	FILE *f = open_memstream(&config_ref, &len);
@@ -85,41 +86,6 @@ static const char *str(json_object *o, const char *k)
 {
 	json_object *v = get(o, k);
 	return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-}
-
-static int known(const char *path)
-{
-	char line[512];
-	snprintf(line, sizeof line, "\n%s\n", path);
-	return strstr(fields, line) != NULL;
-}
-
-/* As test_jobspec: every object key path must be in Nomad's list; maps ("{}" entries) hold free
- * keys and are not descended. */
-static int check_keys(json_object *v, const char *path)
-{
-	int bad = 0;
-	char child[512];
-	if (json_object_is_type(v, json_type_array)) {
-		snprintf(child, sizeof child, "%s[]", path);
-		for (size_t i = 0; i < json_object_array_length(v); i++)
-			bad += check_keys(json_object_array_get_idx(v, i), child);
-	} else if (json_object_is_type(v, json_type_object)) {
-		snprintf(child, sizeof child, "%s{}", path);
-		if (*path && known(child))
-			return 0;
-		json_object_object_foreach(v, k, val)
-		{
-			snprintf(child, sizeof child, "%s%s%s", path, *path ? "." : "", k);
-			if (!known(child)) {
-				fprintf(stderr, "not a Nomad job key: %s\n", child);
-				bad++;
-				continue;
-			}
-			bad += check_keys(val, child);
-		}
-	}
-	return bad;
 }
 
 /* Calls fn for every name that follows one of the markers in s (a name: [A-Za-z0-9_.-]). */
@@ -183,7 +149,7 @@ static json_object *task(json_object *g, const char *name)
 static void test_every_key_is_a_nomad_job_key(void **state)
 {
 	(void)state;
-	assert_int_equal(check_keys(root, ""), 0);
+	assert_int_equal(nomad_keys_check(fields, root, ""), 0);
 }
 
 static void test_layout_redis_front_and_standby_refill(void **state)

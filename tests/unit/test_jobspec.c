@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "jobspec.h"
+#include "nomad_keys.h"
 
 static char *fields;
 
@@ -25,16 +26,8 @@ static const char *fixture(const char *name)
 static int setup(void **state)
 {
 	(void)state;
-	FILE *f = fopen(fixture("job-fields.txt"), "r");
-	if (!f)
-		return -1;
-	size_t cap = 1 << 20, n = 1;
-	fields = malloc(cap);
-	fields[0] = '\n';
-	n += fread(fields + 1, 1, cap - 2, f);
-	fields[n] = '\0';
-	fclose(f);
-	return 0;
+	fields = nomad_keys_load();
+	return fields ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -42,41 +35,6 @@ static int teardown(void **state)
 	(void)state;
 	free(fields);
 	return 0;
-}
-
-static int known(const char *path)
-{
-	char line[512];
-	snprintf(line, sizeof line, "\n%s\n", path);
-	return strstr(fields, line) != NULL;
-}
-
-/* Walks a JSON value; every object key path must be in Nomad's list. Maps (paths with a "{}"
- * entry, like Task.Config and Meta) hold free keys and are not descended. */
-static int check_keys(json_object *v, const char *path)
-{
-	int bad = 0;
-	char child[512];
-	if (json_object_is_type(v, json_type_array)) {
-		snprintf(child, sizeof child, "%s[]", path);
-		for (size_t i = 0; i < json_object_array_length(v); i++)
-			bad += check_keys(json_object_array_get_idx(v, i), child);
-	} else if (json_object_is_type(v, json_type_object)) {
-		snprintf(child, sizeof child, "%s{}", path);
-		if (*path && known(child))
-			return 0;
-		json_object_object_foreach(v, k, val)
-		{
-			snprintf(child, sizeof child, "%s%s%s", path, *path ? "." : "", k);
-			if (!known(child)) {
-				fprintf(stderr, "not a Nomad job key: %s\n", child);
-				bad++;
-				continue;
-			}
-			bad += check_keys(val, child);
-		}
-	}
-	return bad;
 }
 
 static json_object *path_get(json_object *o, const char *a, const char *b)
@@ -126,7 +84,7 @@ static void test_template_job_without_network(void **state)
 	assert_non_null(job);
 	json_object *wrapped = json_object_new_object();
 	json_object_object_add(wrapped, "Job", json_object_get(job));
-	assert_int_equal(check_keys(wrapped, ""), 0);
+	assert_int_equal(nomad_keys_check(fields, wrapped, ""), 0);
 	json_object_put(wrapped);
 
 	assert_string_equal(json_object_get_string(path_get(job, "ID", NULL)), "template-42");
@@ -180,7 +138,7 @@ static void test_template_job_with_network_and_ports(void **state)
 	assert_string_equal(json_object_get_string(path_get(json_object_array_get_idx(dyn, 1), "Label", NULL)), "1337");
 	json_object *wrapped = json_object_new_object();
 	json_object_object_add(wrapped, "Job", json_object_get(job));
-	assert_int_equal(check_keys(wrapped, ""), 0);
+	assert_int_equal(nomad_keys_check(fields, wrapped, ""), 0);
 	json_object_put(wrapped);
 	struct environment back;
 	assert_int_equal(jobspec_environment_from_job(job, &back, &e), 0);
