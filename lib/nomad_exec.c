@@ -804,7 +804,7 @@ void nomad_exec_pause_output(struct nomad_exec *x, int pause)
 static struct lws_context *sync_ctx;
 static pid_t sync_pid;
 
-static void lws_log_bridge(int level, const char *line)
+void nomad_exec_lws_log(int level, const char *line)
 {
 	char msg[256];
 	size_t n = strlen(line);
@@ -821,7 +821,7 @@ static struct lws_context *sync_context(struct perr *e)
 		return sync_ctx;
 	/* a context inherited through fork shares its fds with the parent: leave it alone */
 	sync_ctx = NULL;
-	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_bridge);
+	lws_set_log_level(LLL_ERR | LLL_WARN, nomad_exec_lws_log);
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof info);
 	info.port = CONTEXT_PORT_NO_LISTEN;

@@ -104,6 +104,10 @@ struct nomad_exec *nomad_exec_start(struct lws_context *ctx, const struct nomad_
                                     const struct nomad_exec_opts *o, const struct nomad_exec_callbacks *cb,
                                     void *ud, struct perr *e);
 
+/* libwebsockets' log lines (lws_set_log_level's callback) as our debug lines "libwebsockets",
+ * for every program that runs an lws context. */
+void nomad_exec_lws_log(int level, const char *line);
+
 /* Queues stdin bytes; they are sent in order, NOMAD_EXEC_STDIN_CHUNK per frame. Returns how many
  * were accepted (fewer than len, possibly 0, when the queue of NOMAD_EXEC_STDIN_QUEUE_MAX is
  * full: wait for on_stdin_ready), or -1 after nomad_exec_close_stdin, cancel or the end of the

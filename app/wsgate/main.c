@@ -32,6 +32,7 @@
 
 #include "gate.h"
 #include "log.h"
+#include "nomad_exec.h"
 #include "sdnotify.h"
 
 #define HEADER_DATA_MAX 8192 /* request headers: CodeOcean adds tracing headers */
@@ -53,16 +54,6 @@ static long long mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void lws_log_bridge(int level, const char *line)
-{
-	char msg[256];
-	size_t n = strlen(line);
-	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		n--;
-	snprintf(msg, sizeof msg, "%.*s", (int)n, line);
-	log_debug("libwebsockets", "lws", msg, "lws_level", level == LLL_ERR ? "err" : "warn");
 }
 
 static int usage(void)
@@ -139,7 +130,7 @@ int main(int argc, char **argv)
 		log_error("cannot listen", "error", e.msg);
 		return 1;
 	}
-	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_bridge);
+	lws_set_log_level(LLL_ERR | LLL_WARN, nomad_exec_lws_log);
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof info);
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* listener.c owns the socket */
