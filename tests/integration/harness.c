@@ -1017,3 +1017,17 @@ long h_api(const struct h_stack *s, const char *method, const char *path, const 
 	h_resp_free(&r);
 	return status;
 }
+
+void h_stack_config(const struct h_stack *s, struct config *c)
+{
+	config_defaults(c);
+	c->redis.port = s->redis.port;
+	c->nomad.port = s->nomad.port;
+}
+
+struct store *h_stack_store(const struct h_stack *s)
+{
+	struct config c;
+	h_stack_config(s, &c);
+	return store_open(&c);
+}

@@ -13,7 +13,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "config.h"
 #include "harness_nomad.h"
+#include "store.h"
 
 /* The per-process temporary directory (created on first use, removed at exit). */
 const char *h_tmpdir(void);
@@ -115,6 +117,10 @@ pid_t h_stack_start_refill(struct h_stack *s, const char *const *env);
 /* The POSEIDON_* variables that point a program at the stack's Redis and Nomad, NULL-terminated
  * (static storage, valid until the next call). */
 char *const *h_stack_env(const struct h_stack *s);
+/* Defaults with redis.port and nomad.port of the stack: what a test's own lib/ calls use. */
+void h_stack_config(const struct h_stack *s, struct config *c);
+/* A lib/store connection to the stack's Redis (store_close when done), NULL on failure. */
+struct store *h_stack_store(const struct h_stack *s);
 /* Number of sanitizer reports (ASan/UBSan builds) left in dir by the programs; prints them. */
 int h_sanitizer_reports(const char *dir);
 

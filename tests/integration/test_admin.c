@@ -46,9 +46,7 @@ static int setup(void **state)
 	         st.rundir);
 	if (h_stack_start_refill(&st, refill_env) < 0)
 		return -1;
-	config_defaults(&c);
-	c.redis.port = st.redis.port;
-	c.nomad.port = st.nomad.port;
+	h_stack_config(&st, &c);
 	store = store_open(&c);
 	nomad_endpoint_from_config(&ep, &c);
 	nomad = nomad_open(&ep);

@@ -345,8 +345,7 @@ static int setup(void **state)
 		return -1;
 	struct config c;
 	struct nomad_endpoint ep;
-	config_defaults(&c);
-	c.nomad.port = st.nomad.port;
+	h_stack_config(&st, &c);
 	nomad_endpoint_from_config(&ep, &c);
 	nomad = nomad_open(&ep);
 	char url[256];

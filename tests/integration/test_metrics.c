@@ -122,10 +122,7 @@ static int setup(void **state)
 	snprintf(url_a, sizeof url_a, "http://127.0.0.1:%d/metrics", st.port);
 	snprintf(url_b, sizeof url_b, "http://127.0.0.1:%d/metrics", front_b.port);
 
-	struct config c;
-	config_defaults(&c);
-	c.redis.port = st.redis.port;
-	store = store_open(&c);
+	store = h_stack_store(&st);
 
 	char url[256];
 	struct h_resp r;

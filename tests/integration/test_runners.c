@@ -455,10 +455,7 @@ static void test_200_concurrent_claims_are_distinct(void **state)
 	(void)state;
 	struct h_front_opts o = {.workers = 8};
 	assert_int_equal(h_stack_start(&bare, &o), 0);
-	struct config c;
-	config_defaults(&c);
-	c.redis.port = bare.redis.port;
-	struct store *s = store_open(&c);
+	struct store *s = h_stack_store(&bare);
 	seed(s, 50, 200);
 	static char ids[201][64];
 	int overload;
@@ -474,10 +471,7 @@ static void test_200_concurrent_claims_are_distinct(void **state)
 static void test_killed_workers_lose_no_runner(void **state)
 {
 	(void)state;
-	struct config c;
-	config_defaults(&c);
-	c.redis.port = bare.redis.port;
-	struct store *s = store_open(&c);
+	struct store *s = h_stack_store(&bare);
 	h_redis_cli(&bare.redis, "FLUSHALL");
 	seed(s, 50, 300);
 	static char ids[300][64];

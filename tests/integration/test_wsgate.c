@@ -1044,10 +1044,7 @@ static void test_exit_128_after_an_oom_restart(void **state)
 	size_t n;
 	struct wsc c;
 	struct seen s;
-	struct config cfg;
-	config_defaults(&cfg);
-	cfg.redis.port = st.redis.port;
-	struct store *store = store_open(&cfg);
+	struct store *store = h_stack_store(&st);
 	assert_non_null(store);
 	for (int oom = 1; oom >= 0; oom--) {
 		memset(&s, 0, sizeof s);
