@@ -21,6 +21,7 @@
 #include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,7 @@ struct fake {
 	int frames, stdin_frames, max_stdin_raw, saw_close, first_is_tty, saw_other;
 	char first_frame[256];
 	int done;
+	atomic_int upgraded; /* the 101 went out */
 };
 
 static void write_all(int fd, const void *p, size_t n)
@@ -303,6 +305,7 @@ static void *fake_main(void *arg)
 		    "Sec-WebSocket-Accept: %s\r\n\r\n",
 		    acc);
 		write_all(fd, resp, (size_t)k);
+		f->upgraded = 1;
 		if (f->script)
 			f->script(f, fd);
 	}
@@ -920,10 +923,15 @@ static void test_fake_event_loop_cancel_and_drop(void **state)
 	sink_init(&a);
 	a.x = nomad_exec_start(ctx, &ep, &o, &ev_cbs, &a, &e);
 	assert_non_null(a.x);
+	/* live: the fake sent its 101, and the client had 100 ms more to take it (a loaded machine
+	 * may need longer than any fixed wait for the upgrade itself) */
+	for (long long t0 = h_now_ms(); !f->upgraded && h_now_ms() - t0 < 5000;)
+		lws_service(ctx, 0);
+	assert_true(f->upgraded);
 	struct ev_wait w = {.expired = 0};
-	lws_sul_schedule(ctx, 0, &w.sul, ev_wait_expired, 300 * LWS_US_PER_MS);
+	lws_sul_schedule(ctx, 0, &w.sul, ev_wait_expired, 100 * LWS_US_PER_MS);
 	while (!w.expired)
-		lws_service(ctx, 0); /* long enough for the upgrade on loopback */
+		lws_service(ctx, 0);
 	assert_false(a.closed);
 	ev_ctx = NULL;
 	lws_context_destroy(ctx);
