@@ -124,7 +124,7 @@ char *cmd_copy_files(char *const *deletes, size_t ndeletes)
 		}
 		adds(&b, "; ");
 	}
-	adds(&b, "exec tar --extract --absolute-names --verbose --file=/dev/stdin");
+	adds(&b, "exec tar --extract --absolute-names --verbose --read-full-records --file=/dev/stdin");
 	return done(&b);
 }
 

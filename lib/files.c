@@ -16,6 +16,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <ctype.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,6 +351,18 @@ struct tar_stream *tar_stream_new(const struct file_copy *copies, size_t n, stru
 	return t;
 }
 
+/* C.UTF-8, made once per process (glibc has it built in); NULL if the C library lacks it. */
+static locale_t utf8_locale(void)
+{
+	static locale_t loc;
+	static int tried;
+	if (!tried) {
+		tried = 1;
+		loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	}
+	return loc;
+}
+
 /* Writes the next entry (or the end of the archive) into t->buf. */
 static int produce(struct tar_stream *t, struct perr *e)
 {
@@ -374,7 +387,15 @@ static int produce(struct tar_stream *t, struct perr *e)
 	archive_entry_set_uid(en, 0);
 	archive_entry_set_gid(en, 0);
 	archive_entry_set_mtime(en, 0, 0);
+	/* Names are UTF-8 (they come from JSON). Under the worker's C locale libarchive cannot convert
+	 * them and marks them hdrcharset=BINARY, which GNU tar warns about for every entry; in a UTF-8
+	 * locale it writes pax's plain UTF-8 `path`. The locale is switched for this thread only.
+	 * (archive_entry_set_pathname_utf8 would be the direct way, but libarchive 3.6 crashes on it
+	 * under the C locale.) A name that is not valid UTF-8 still goes out as raw bytes. */
+	locale_t prev = utf8_locale() ? uselocale(utf8_locale()) : (locale_t)0;
 	int rc = archive_write_header(t->a, en);
+	if (prev)
+		uselocale(prev);
 	if (rc == ARCHIVE_OK && !dir && c->len > 0 && archive_write_data(t->a, c->content, c->len) != (la_ssize_t)c->len)
 		rc = ARCHIVE_FATAL;
 	archive_entry_free(en);
@@ -386,17 +407,25 @@ static int produce(struct tar_stream *t, struct perr *e)
 
 ssize_t tar_stream_read(struct tar_stream *t, void *buf, size_t cap, struct perr *e)
 {
-	while (t->off == t->len) {
-		if (t->closed)
-			return 0;
-		t->off = t->len = 0;
-		if (produce(t, e) < 0 || t->failed)
-			return t->failed ? perr_set(e, PERR_UNKNOWN, "out of memory") : -1;
+	/* Fill buf whole until the archive ends: a reader sees 512-byte-aligned chunks whenever cap is
+	 * a multiple of 512, whatever the entry boundaries (tar on a pipe may take a short read for a
+	 * whole record; the command reads full records too, so neither side alone has to be right). */
+	size_t got = 0;
+	while (got < cap) {
+		if (t->off == t->len) {
+			if (t->closed)
+				break;
+			t->off = t->len = 0;
+			if (produce(t, e) < 0 || t->failed)
+				return t->failed ? perr_set(e, PERR_UNKNOWN, "out of memory") : -1;
+			continue;
+		}
+		size_t n = t->len - t->off < cap - got ? t->len - t->off : cap - got;
+		memcpy((char *)buf + got, t->buf + t->off, n);
+		t->off += n;
+		got += n;
 	}
-	size_t n = t->len - t->off < cap ? t->len - t->off : cap;
-	memcpy(buf, t->buf + t->off, n);
-	t->off += n;
-	return (ssize_t)n;
+	return (ssize_t)got;
 }
 
 void tar_stream_free(struct tar_stream *t)

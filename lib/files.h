@@ -61,7 +61,8 @@ ssize_t files_shell_quote(const char *s, char *out, size_t cap);
 struct tar_stream;
 /* copies is borrowed and must outlive the stream. */
 struct tar_stream *tar_stream_new(const struct file_copy *copies, size_t n, struct perr *e);
-/* Fills buf with up to cap bytes of the archive; 0 at its end, -1 on error (e). */
+/* Fills buf with cap bytes of the archive, fewer only for its last piece (so every piece is a
+ * multiple of 512 bytes when cap is); 0 at its end, -1 on error (e). */
 ssize_t tar_stream_read(struct tar_stream *t, void *buf, size_t cap, struct perr *e);
 void tar_stream_free(struct tar_stream *t);
 

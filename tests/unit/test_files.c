@@ -1,5 +1,6 @@
 /* files: the ls parser on recorded GNU ls output (FIL-12..20, odd names included), Go's
- * path.Clean, shell quoting, and the tar stream read back with libarchive (FIL-1/8/11). */
+ * path.Clean, shell quoting, the tar stream read back with libarchive (FIL-1/8/11), and the copy
+ * command itself: GNU tar extracting our stream from a pipe that delivers it in odd pieces. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "commands.h"
 #include "files.h"
 
 #define MAXE 32
@@ -230,6 +238,162 @@ static void test_tar_stream_round_trip(void **state)
 	free(tar);
 }
 
+
+/* A seeded set of files whose sizes are never multiples of anything, some in directories, one
+ * empty, names with spaces and UTF-8, as CodeOcean sends them. */
+#define ODD_FILES 12
+struct odd_set {
+	char path[ODD_FILES][64];
+	unsigned char *data[ODD_FILES];
+	struct file_copy copy[ODD_FILES + 1];
+	size_t n;
+};
+
+static void odd_set_make(struct odd_set *s, unsigned seed)
+{
+	static const size_t sizes[] = {0, 1, 8, 411, 689, 2336, 2692, 3079, 15817, 263624};
+	srand(seed);
+	memset(s, 0, sizeof *s);
+	snprintf(s->path[s->n], sizeof s->path[0], "sub dir/");
+	s->copy[s->n] = (struct file_copy){.path = s->path[s->n]};
+	s->n++;
+	for (size_t i = 0; i < ODD_FILES - 1; i++, s->n++) {
+		size_t len = i < 10 ? sizes[i] : (size_t)(rand() % 300000) | 1;
+		snprintf(s->path[s->n], sizeof s->path[0], "%s%zu%s", i % 3 == 0 ? "sub dir/f " : "",
+			 i, i % 4 == 1 ? " \xc3\xbc\xe2\x9c\x93.txt" : ".bin");
+		s->data[s->n] = malloc(len + 1);
+		for (size_t k = 0; k < len; k++)
+			s->data[s->n][k] = (unsigned char)rand();
+		s->copy[s->n] = (struct file_copy){.path = s->path[s->n], .content = s->data[s->n], .len = len};
+	}
+}
+
+static void odd_set_free(struct odd_set *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->data[i]);
+}
+
+static void test_tar_stream_pieces_are_whole_records(void **state)
+{
+	(void)state;
+	unsigned seed = (unsigned)time(NULL);
+	printf("seed %u\n", seed);
+	struct odd_set s;
+	odd_set_make(&s, seed);
+	struct perr e;
+	struct tar_stream *t = tar_stream_new(s.copy, s.n, &e);
+	assert_non_null(t);
+	char buf[2048];
+	ssize_t n, last = -1;
+	size_t total = 0;
+	while ((n = tar_stream_read(t, buf, sizeof buf, &e)) > 0) {
+		/* only the last piece may be short, and every piece ends on a 512-byte record */
+		assert_int_equal(last, -1);
+		assert_int_equal(n % 512, 0);
+		if (n < (ssize_t)sizeof buf)
+			last = n;
+		total += (size_t)n;
+	}
+	assert_int_equal(n, 0);
+	assert_true(total > 263624);
+	tar_stream_free(t);
+	odd_set_free(&s);
+}
+
+/* Writes all of buf to fd in pieces of 1..700 bytes with a pause after each, so that the reader's
+ * reads end anywhere (what network frames or an engine's re-chunking of stdin do). */
+static int write_jagged(int fd, const char *buf, size_t len)
+{
+	size_t off = 0;
+	while (off < len) {
+		size_t k = 1 + (size_t)rand() % 700;
+		if (k > len - off)
+			k = len - off;
+		ssize_t w = write(fd, buf + off, k);
+		if (w <= 0)
+			return -1; /* tar gave up (EPIPE): its stderr says why */
+		off += (size_t)w;
+		usleep(50); /* slower than tar reads: each read takes what one write gave */
+	}
+	return 0;
+}
+
+static void test_copy_command_extracts_a_jagged_pipe_byte_exact(void **state)
+{
+	(void)state;
+	unsigned seed = (unsigned)time(NULL) ^ 0x5a5a;
+	printf("seed %u\n", seed);
+	struct odd_set s;
+	odd_set_make(&s, seed);
+	char dir[] = "/tmp/poseidon-test-tar-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char *line = cmd_copy_files(NULL, 0);
+	assert_non_null(line);
+	int in[2], err[2];
+	assert_int_equal(pipe(in), 0);
+	assert_int_equal(pipe(err), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(err[1], 2);
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1); /* tar --verbose names each file */
+		close(in[1]);
+		close(err[0]);
+		if (chdir(dir) < 0)
+			_exit(126);
+		execl("/bin/bash", "bash", "-c", line, (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(err[1]);
+	struct perr e;
+	struct tar_stream *t = tar_stream_new(s.copy, s.n, &e);
+	assert_non_null(t);
+	char buf[2048];
+	ssize_t n;
+	signal(SIGPIPE, SIG_IGN);
+	while ((n = tar_stream_read(t, buf, sizeof buf, &e)) > 0)
+		if (write_jagged(in[1], buf, (size_t)n) < 0)
+			break;
+	assert_true(n >= 0);
+	tar_stream_free(t);
+	close(in[1]);
+	char errout[4096];
+	ssize_t el = read(err[0], errout, sizeof errout - 1);
+	errout[el > 0 ? el : 0] = '\0';
+	close(err[0]);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	/* no "Unaligned block", no "Ignoring unknown extended header keyword 'hdrcharset'" */
+	if (errout[0])
+		printf("tar said: %s\n", errout);
+	assert_string_equal(errout, "");
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	for (size_t i = 1; i < s.n; i++) {
+		char p[256];
+		snprintf(p, sizeof p, "%s/%s", dir, s.path[i]);
+		FILE *f = fopen(p, "rb");
+		assert_non_null(f);
+		unsigned char *got = malloc(s.copy[i].len + 1);
+		assert_int_equal(fread(got, 1, s.copy[i].len + 1, f), s.copy[i].len);
+		fclose(f);
+		if (s.copy[i].len)
+			assert_memory_equal(got, s.copy[i].content, s.copy[i].len);
+		free(got);
+	}
+	struct stat st;
+	snprintf(buf, sizeof buf, "%s/sub dir", dir);
+	assert_int_equal(stat(buf, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	snprintf(buf, sizeof buf, "rm -rf '%s'", dir);
+	assert_int_equal(system(buf), 0);
+	free(line);
+	odd_set_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -241,6 +405,8 @@ int main(void)
 		cmocka_unit_test(test_clean_path_like_go),
 		cmocka_unit_test(test_shell_quote),
 		cmocka_unit_test(test_tar_stream_round_trip),
+		cmocka_unit_test(test_tar_stream_pieces_are_whole_records),
+		cmocka_unit_test(test_copy_command_extracts_a_jagged_pipe_byte_exact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
