@@ -419,14 +419,10 @@ static int spawn(struct exec_sess *s, struct sandbox *sb, char **argv, char **en
 		goto fail;
 	}
 	if (pid == 0) {
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
 		/* the agent's handlers (loop.c) must not run here: a ^C or hang-up on the new
-		 * terminal before execvp would reach the agent's self-pipe and stop the agent */
-		static const int handled[] = {SIGPIPE, SIGCHLD, SIGTERM, SIGINT, SIGHUP};
-		for (size_t i = 0; i < sizeof handled / sizeof handled[0]; i++)
-			signal(handled[i], SIG_DFL);
+		 * terminal before execvp would reach the agent's self-pipe and stop the agent; and
+		 * nothing the agent inherited ignored may reach the program */
+		signals_reset_for_exec();
 		setsid();
 		if (s->tty) {
 			ioctl(slave, TIOCSCTTY, 0);

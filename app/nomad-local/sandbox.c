@@ -971,10 +971,7 @@ int sandbox_start(struct sandbox *sb, const struct sandbox_cfg *cfg, const struc
 		return -1;
 	}
 	if (pid == 0) {
-		sigset_t all;
-		sigemptyset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		signal(SIGPIPE, SIG_DFL);
+		signals_reset_for_exec(); /* bwrap passes dispositions and mask on to the task */
 		setsid();
 		if (sb->cg_mode != CG_NONE)
 			cg_join(sb);

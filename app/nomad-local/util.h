@@ -54,6 +54,11 @@ int rm_rf(const char *path);
 /* Writes a short string to an existing file (cgroup and proc knobs). 0 or -1. */
 int write_str(const char *path, const char *s);
 
+/* In a child between fork and exec: every signal back to its default action and none blocked,
+ * whatever the agent inherited (a shell's `cmd &` starts it with SIGINT and SIGQUIT ignored) or
+ * installed itself, as container runtimes do before they start a container's process. */
+void signals_reset_for_exec(void);
+
 /* Encodes any byte outside [A-Za-z0-9._-] as %XX so that a job ID is a safe file name. */
 void file_name_escape(const char *in, char *out, size_t cap);
 
