@@ -1,6 +1,7 @@
 /* store: see store.h. Module notes:
  * - Every command goes through cmd(): (re)connect when needed, AUTH/SELECT after connecting,
- *   and the retry rule: only commands marked idempotent are sent again after an I/O error.
+ *   and the retry rule: only commands marked idempotent are sent again after an I/O error;
+ *   any command is sent again after LOADING (Redis reading its append-only file ran nothing).
  * - Scripts are Lua text below; their SHA1 is learnt with SCRIPT LOAD the first time a
  *   connection uses them and NOSCRIPT (Redis restarted or flushed) falls back to EVAL, which
  *   runs the same text and re-caches it. Neither path can run a script twice.
@@ -14,10 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
 #define KEY_MAX 256
+#define LOADING_WAIT_MS 20
 #define MAX_TIMEOUT_S 315360000LL /* ten years: deadlines stay exact in Lua doubles */
 
 enum script_id {
@@ -275,6 +278,7 @@ static int connect_(struct store *s, struct perr *e)
 static redisReply *cmd(struct store *s, int idempotent, struct perr *e, int argc, const char **argv,
 		       const size_t *lens)
 {
+	int loading_waits = 0;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (!s->c && connect_(s, e) < 0)
 			return NULL;
@@ -285,6 +289,17 @@ static redisReply *cmd(struct store *s, int idempotent, struct perr *e, int argc
 			drop(s);
 			if (!idempotent)
 				return NULL;
+			continue;
+		}
+		/* A Redis that just started answers LOADING while it reads its append-only file; it ran
+		 * nothing, so any command may wait and go again, for up to the configured timeout. */
+		if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "LOADING", 7) == 0 &&
+		    loading_waits * LOADING_WAIT_MS < s->timeout_ms) {
+			freeReplyObject(r);
+			loading_waits++;
+			struct timespec ts = {0, LOADING_WAIT_MS * 1000000L};
+			nanosleep(&ts, NULL);
+			attempt--;
 			continue;
 		}
 		if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) != 0) {
