@@ -77,7 +77,9 @@ void h_execute(struct api *a, struct http_req *r, const struct http_params *p)
 	struct perr e;
 	struct execution_request x;
 	struct runner run;
-	if (api_read_body(a, r) < 0)
+	/* RUN-9/10: the whole body is read, then the runner looked up (410 before any 400, as the
+	 * reference's router runs its runner lookup before the handler) */
+	if (api_read_body(a, r) < 0 || api_runner(a, r, p, 0, &run) < 0)
 		return;
 	if (model_parse_execution_request(r->body, r->body_len, &x, &e) < 0) {
 		api_fail(r, &e);
@@ -86,10 +88,6 @@ void h_execute(struct api *a, struct http_req *r, const struct http_params *p)
 	if (validate(&x, &e) < 0) {
 		model_execution_free(&x);
 		api_fail(r, &e);
-		return;
-	}
-	if (api_runner(a, r, p, 0, &run) < 0) {
-		model_execution_free(&x);
 		return;
 	}
 	uuid_t u;

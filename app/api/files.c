@@ -362,7 +362,9 @@ void h_files_patch(struct api *a, struct http_req *r, const struct http_params *
 	struct runner run;
 	struct perr e;
 	struct files_request f;
-	if (api_read_body(a, r) < 0) /* RUN-10: the whole body first, even for a gone runner */
+	/* RUN-9/10: the whole body first, even for a gone runner; then the runner (410 before any
+	 * 400, as in the reference, whose router looks the runner up before the handler runs) */
+	if (api_read_body(a, r) < 0 || api_runner(a, r, p, 1, &run) < 0)
 		return;
 	if (model_parse_files_request(r->body, r->body_len, &f, &e) < 0) {
 		api_fail(r, &e);
@@ -385,10 +387,6 @@ void h_files_patch(struct api *a, struct http_req *r, const struct http_params *
 			perr_set(&e, PERR_BAD_REQUEST, "delete path %zu: longer than %d bytes", i, COMMANDS_PATH_MAX);
 			goto fail;
 		}
-	if (api_runner(a, r, p, 1, &run) < 0) {
-		model_files_free(&f);
-		return;
-	}
 	if (f.ncopy == 0 && f.ndelete == 0) { /* FIL-9 */
 		model_files_free(&f);
 		http_respond_empty(r, 204);

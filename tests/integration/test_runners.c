@@ -170,6 +170,16 @@ static void test_unknown_runner_is_410_on_every_route(void **state)
 	struct h_resp r;
 	assert_int_equal(call("PATCH", "/runners/n0n-3x1st1ng-1d/files", big, (1 << 20) - 1, &r), 410);
 	h_resp_free(&r);
+	/* the runner is looked up before the body is judged: a command over the length limit, or a
+	 * body that is no JSON at all, to an unknown runner is 410 as in the reference, not 400 */
+	memcpy(big, "{\"command\":\"", 12);
+	assert_int_equal(call("POST", "/runners/n0n-3x1st1ng-1d/execute", big, (1 << 20) - 1, &r), 410);
+	assert_non_null(strstr(r.body, "no runner found"));
+	h_resp_free(&r);
+	assert_int_equal(call("POST", "/runners/n0n-3x1st1ng-1d/execute", "not json", -1, &r), 410);
+	h_resp_free(&r);
+	assert_int_equal(call("PATCH", "/runners/n0n-3x1st1ng-1d/files", "{\"copy\":7}", -1, &r), 410);
+	h_resp_free(&r);
 	free(big);
 }
 
