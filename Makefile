@@ -43,6 +43,8 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(O)/tests/bench/%)
 
 .PHONY: all deps test unit integration run asan valgrind bench docs format clean test-fault FORCE
 .DELETE_ON_ERROR:
+# Object files are intermediates of the pattern rules; keep them, or every make recompiles.
+.SECONDARY:
 
 all: $(LIBA) $(PROGRAMS)
 
