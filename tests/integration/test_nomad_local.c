@@ -1,4 +1,4 @@
-/* nomad-local against its own wire contract (../shared/nomad-samples, nomad-api.md): every
+/* nomad-local against its own wire contract (tests/fixtures/nomad, docs/nomad-api.md): every
  * test starts its own agent on a free loopback port (harness_nomad) and talks to it over HTTP,
  * the event stream and the exec WebSocket exactly as Poseidon's Nomad client would. */
 #include <setjmp.h>
@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <dirent.h>
+#include <errno.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,13 +20,15 @@
 
 #define TIMEOUT_MS 10000
 
+/* A recorded Nomad sample from tests/fixtures/nomad (see its README); a missing one fails the
+ * test with its path. */
 static char *sample(const char *name)
 {
 	char path[1024];
-	snprintf(path, sizeof path, "%s/../shared/nomad-samples/%s", h_src_dir(), name);
+	snprintf(path, sizeof path, "%s/tests/fixtures/nomad/%s", h_src_dir(), name);
 	FILE *f = fopen(path, "r");
 	if (!f)
-		return NULL;
+		fail_msg("fixture %s: %s", path, strerror(errno));
 	fseek(f, 0, SEEK_END);
 	long n = ftell(f);
 	fseek(f, 0, SEEK_SET);
@@ -503,6 +506,50 @@ static void test_file_written_as_root_is_read_as_user(void **state)
 	h_nomad_cleanup(&n);
 }
 
+/* Programs start as in a container, with every signal at its default and none blocked, even
+ * when the agent itself was started with signals ignored and blocked (a shell's `cmd &` ignores
+ * SIGINT and SIGQUIT): the task's own process and exec sessions, with and without a tty. */
+static void test_programs_start_with_default_signals(void **state)
+{
+	(void)state;
+	struct h_nomad n;
+	struct h_exec x;
+	char alloc[64];
+	struct sigaction ign = {.sa_handler = SIG_IGN}, old_int, old_quit;
+	sigset_t block, old_mask;
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	sigaction(SIGINT, &ign, &old_int);
+	sigaction(SIGQUIT, &ign, &old_quit);
+	sigprocmask(SIG_BLOCK, &block, &old_mask);
+	start(&n); /* inherits both */
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGQUIT, &old_quit, NULL);
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	run_job(&n, "10-signals", 200, "", alloc);
+	/* every process in the sandbox (the task's sleep, this shell, grep) but bwrap's own init,
+	 * which reaps orphans with SIGCHLD blocked, as a container's init may */
+	const char *cmd = "[\"/bin/sh\",\"-c\",\"for s in /proc/[0-9]*/status; do grep -q "
+			  "'^Name:.bwrap' $s || grep -h -e SigIgn -e SigBlk $s; done | sort | uniq -c\"]";
+	for (int tty = 0; tty <= 1; tty++) {
+		assert_int_equal(h_nomad_exec(&n, alloc, cmd, tty, NULL, 0, &x), 0);
+		assert_int_equal(x.exit_code, 0);
+		/* SigIgn lines must all be zero, SigBlk lines too */
+		const char *p = x.out;
+		int lines = 0;
+		while ((p = strstr(p, "Sig")) != NULL) {
+			if (strncmp(p, "SigIgn:\t0000000000000000", 24) != 0 && strncmp(p, "SigBlk:\t0000000000000000", 24) != 0)
+				fail_msg("tty %d: a process starts with signals ignored or blocked:\n%s", tty, x.out);
+			p += 3;
+			lines++;
+		}
+		assert_int_equal(lines, 2); /* one line each after uniq: every process agrees */
+		h_exec_free(&x);
+	}
+	h_nomad_stop(&n);
+	h_nomad_cleanup(&n);
+}
+
 static void test_no_network_inside(void **state)
 {
 	(void)state;
@@ -916,6 +963,7 @@ int main(void)
 		cmocka_unit_test(test_exec_errors_are_nomads),
 		cmocka_unit_test(test_file_written_as_root_is_read_as_user),
 		cmocka_unit_test(test_no_network_inside),
+		cmocka_unit_test(test_programs_start_with_default_signals),
 		cmocka_unit_test(test_tty_program_that_closes_its_terminal_exits_normally),
 		cmocka_unit_test(test_exec_memory_hog_is_killed_and_the_task_goes_on),
 		cmocka_unit_test(test_memory_hog_is_oom_killed_and_reported),
