@@ -1,7 +1,7 @@
 /* files: what runs through exec for the file routes, on our side of the pipe.
  *
  * - ls: an incremental parser of `ls -l --time-style=+%s -1 --literal [--recursive] PATH` output
- *   into the API's FileHeader entries (api-behaviour.md FIL-12..20, nomad-api.md 7.3), fed with
+ *   into the API's FileHeader entries (docs/api.md FIL-12..20, docs/nomad-api.md 7.3), fed with
  *   output chunks as they arrive, emitting each entry through a callback (so a listing is
  *   streamed, never held whole).
  * - tar: a pull-based producer of the tar stream a file copy sends to `tar --extract` (FIL-1..11):

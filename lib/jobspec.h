@@ -1,5 +1,5 @@
-/* jobspec: the Nomad job documents of environments and runners (DESIGN.md section 3,
- * nomad-api.md section 3), built from a template in Nomad's JSON job format.
+/* jobspec: the Nomad job documents of environments and runners (docs/architecture.md,
+ * docs/nomad-api.md section 3), built from a template in Nomad's JSON job format.
  *
  * The template is the file named by server.templatejobfile or, by default, deploy/template-job.json,
  * which is compiled into the library so a binary needs no data files. It must contain a group

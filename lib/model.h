@@ -1,4 +1,4 @@
-/* model: our API's JSON, in and out (api-behaviour.md), and nothing else.
+/* model: our API's JSON, in and out (docs/api.md), and nothing else.
  *
  * Parsing mirrors Go's encoding/json as the reference service uses it, because CodeOcean was
  * written against it: unknown fields are ignored, missing fields and JSON null keep the zero

@@ -3,7 +3,7 @@
  *   reused between calls. Bodies are collected into a growing buffer bounded by BODY_MAX.
  * - Only HTTP 200 is success, as in Nomad's Go client; the error text is Nomad's plain body.
  * - JSON from Nomad is read leniently: a missing field is zero, as Allocation JSON omits empty
- *   fields (nomad-api.md 1.4).
+ *   fields (docs/nomad-api.md 1.4).
  */
 #include "nomad.h"
 

@@ -96,7 +96,7 @@ struct nomad_alloc {
 
 /* Fills a from an Allocation or AllocListStub object (event payloads included). */
 int nomad_alloc_from_json(json_object *o, struct nomad_alloc *a, struct perr *e);
-/* Nomad's OOM test (nomad-api.md 5.5), without the reference's Restarts==0 quirk: OOM when at
+/* Nomad's OOM test (docs/nomad-api.md 5.5), without the reference's Restarts==0 quirk: OOM when at
  * least one OOM event exists and they are not fewer than the restarts. */
 int nomad_alloc_oom_killed(const struct nomad_alloc *a);
 /* ClientStatus complete/failed/lost or DesiredStatus stop/evict. */
@@ -113,7 +113,7 @@ int nomad_allocation(struct nomad *n, const char *alloc_id, struct nomad_alloc *
 /* GET /v1/node/<id>: Status ("ready", "down", ...). 1 found, 0 on 404, -1 error. */
 int nomad_node_status(struct nomad *n, const char *node_id, char *status, size_t cap, struct perr *e);
 
-/* ---- naming (nomad-api.md section 2) ---------------------------------------------------- */
+/* ---- naming (docs/nomad-api.md section 2) ---------------------------------------------------- */
 
 /* "template-<env>" */
 void nomad_template_job_id(long long env, char *out, size_t cap);

@@ -1,4 +1,4 @@
-/* nomad_events: a consumer of Nomad's event stream (GET /v1/event/stream, nomad-api.md 4.10).
+/* nomad_events: a consumer of Nomad's event stream (GET /v1/event/stream, docs/nomad-api.md 4.10).
  *
  * nomad_events_follow() subscribes, parses the NDJSON body incrementally with json-c's tokener
  * (lines may arrive split anywhere, chunked or close-delimited), skips heartbeats ({}), and calls

@@ -1,5 +1,5 @@
 /* nomad_exec: running a command in an allocation through Nomad's alloc exec WebSocket
- * (GET /v1/client/allocation/<alloc>/exec, nomad-api.md 4.9, nomad-samples/exec-frames.md).
+ * (GET /v1/client/allocation/<alloc>/exec, docs/nomad-api.md 4.9 and its exec frames).
  *
  * A libwebsockets client, usable two ways:
  *   - event loop (poseidon-wsgate): nomad_exec_start() on the caller's own lws_context; results

@@ -6,7 +6,7 @@
  * - A runner is written to Redis (starting) before its job is registered, so a job in Nomad that
  *   Redis does not know is an orphan; the one exception is an environment Redis lost entirely
  *   (FLUSHALL, a new Redis): then its template job brings it back and its runner jobs are adopted,
- *   used ones recognised by the Meta the daemon writes after each claim (nomad-api.md 3.5).
+ *   used ones recognised by the Meta the daemon writes after each claim (docs/nomad-api.md 3.5).
  * - Purges are collected during a pass and sent together, concurrently.
  */
 #include "pool.h"

@@ -36,7 +36,7 @@ int pool_tick(struct pool *p, struct perr *e);
  * them, missing template jobs registered again. */
 int pool_reconcile(struct pool *p, struct perr *e);
 
-/* Applies one event of Nomad's stream (nomad-api.md 5). Never fails; problems are logged. */
+/* Applies one event of Nomad's stream (docs/nomad-api.md 5). Never fails; problems are logged. */
 int pool_on_event(void *pool, const struct nomad_event *ev);
 
 /* Counters for logs and tests. */

@@ -1,6 +1,6 @@
 /* store: all state of the service, in Redis, behind functions.
  *
- * Only this module knows key names (DESIGN.md section 2, under a configurable prefix):
+ * Only this module knows key names (docs/architecture.md, under a configurable prefix):
  *   env:<id> hash, envs set, pool:<env> list of ready runner ids, starting:<env> set,
  *   used:<env> set, runner:<id> hash, deadlines sorted set (ms since epoch), exec:<id> string,
  *   metrics hash (its fields are named by lib/metrics).

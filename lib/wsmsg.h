@@ -1,4 +1,4 @@
-/* wsmsg: the JSON messages poseidon-wsgate sends to a client (api-behaviour.md section 3, WS-21).
+/* wsmsg: the JSON messages poseidon-wsgate sends to a client (docs/api.md section 3, WS-21).
  *
  * Exactly these shapes, keys in this order and nothing else, because CodeOcean drops any message
  * with an extra key or a wrong type:

@@ -1,4 +1,4 @@
-/* wsreq: what a request to poseidon-wsgate asks for, decided without I/O (api-behaviour.md
+/* wsreq: what a request to poseidon-wsgate asks for, decided without I/O (docs/api.md
  * section 3, WS-1/2, AUTH-6).
  *
  * The gateway's one route is GET /api/v1/runners/{runnerId}/websocket?executionID=<id>. Its checks

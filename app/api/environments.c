@@ -1,4 +1,4 @@
-/* poseidon-api environment routes (api-behaviour.md ENV-1..21).
+/* poseidon-api environment routes (docs/api.md ENV-1..21).
  *
  * An environment lives in Redis (env:<id>) and in Nomad as the template job template-<id>.
  * PUT registers the template first and stores the environment only when Nomad accepted it, so a

@@ -1,4 +1,4 @@
-/* poseidon-api POST /runners/{id}/execute (api-behaviour.md EXE-1..6).
+/* poseidon-api POST /runners/{id}/execute (docs/api.md EXE-1..6).
  *
  * Nothing runs yet: the request is validated, stored in Redis as exec:<uuid> (single use, with a
  * TTL) and answered with the WebSocket URL that poseidon-wsgate serves. The URL's host is the

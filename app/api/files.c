@@ -1,4 +1,4 @@
-/* poseidon-api file routes (api-behaviour.md FIL-1..25): copy/delete, list, download.
+/* poseidon-api file routes (docs/api.md FIL-1..25): copy/delete, list, download.
  *
  * Each runs one command in the runner through Nomad's exec (lib/nomad_exec, synchronous mode)
  * straight to the runner's allocation, whose id Redis holds: no Nomad REST call on the way.

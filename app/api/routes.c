@@ -1,6 +1,6 @@
 /* poseidon-api route table: method + path pattern -> handler, and the dispatcher.
  *
- * Order of checks, as the reference's router has it (api-behaviour.md GEN-1/2, AUTH-*):
+ * Order of checks, as the reference's router has it (docs/api.md GEN-1/2, AUTH-*):
  * unknown path -> 404 empty; known path, other method -> 405 empty (before auth);
  * then the Poseidon-Token (401 empty) unless the route is public; then the handler.
  * The WebSocket route is not here: the web server proxies it to poseidon-wsgate.

@@ -1,4 +1,4 @@
-/* poseidon-api runner routes (api-behaviour.md RUN-*). The claim makes no Nomad call: one
+/* poseidon-api runner routes (docs/api.md RUN-*). The claim makes no Nomad call: one
  * EVALSHA of the claim script hands out a ready runner with the ports its allocation mapped. */
 #include <stdlib.h>
 

@@ -1,4 +1,4 @@
-/* poseidon-api service routes: health, version, statistics (api-behaviour.md HLT, VER, STA). */
+/* poseidon-api service routes: health, version, statistics (docs/api.md HLT, VER, STA). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* apischema: every JSON key path of Nomad's api.JobRegisterRequest with its Go type, as the
  * agent's encoding/json decoder sees them (api v1.10.5). The table is data, derived once from
- * ../shared/nomad-samples/job-fields-types.tsv; jobspec.c uses it to match keys
+ * tests/fixtures/nomad/job-fields-types.tsv; jobspec.c uses it to match keys
  * case-insensitively, drop unknown keys and report type mismatches with Go's error texts.
  * Notation: "[]" is an array element, "{}" a map value; a path under an interface{} value is
  * free-form and not listed.

@@ -2,7 +2,7 @@
  *
  * The command runs inside the allocation's sandbox (its cgroup, namespaces, root and
  * /workspace), with the task's environment, on a pty when tty=true (stderr merged, 80x24 until
- * a tty_size frame) or on pipes. Frames follow ../shared/nomad-samples/exec-frames.md:
+ * a tty_size frame) or on pipes. Frames follow docs/nomad-api.md:
  * stdout/stderr data as base64 in chunks of at most EXEC_FRAME_MAX bytes, both close frames
  * after the process ended, then {"exited":true,"result":{...}} (exit_code omitted for 0) and
  * a TCP close without a close frame. Errors before the upgrade are plain HTTP 500s; after it,

@@ -2,11 +2,11 @@
  *
  * Module design notes
  * -------------------
- * Place in the picture (DESIGN.md section 1): the "Nomad HTTP API" box on one machine. The
+ * Place in the picture (docs/architecture.md): the "Nomad HTTP API" box on one machine. The
  * Poseidon programs (poseidon-api, poseidon-wsgate, poseidon-refill) talk to it exactly as
  * they would talk to a real Nomad agent: the job, allocation, node and agent endpoints, the
  * event stream and the alloc exec WebSocket, with Nomad 1.10's JSON shapes, headers, error
- * texts and status codes (../shared/nomad-api.md, ../shared/nomad-samples/). Behind the API
+ * texts and status codes (docs/nomad-api.md, tests/fixtures/nomad). Behind the API
  * it is both server (jobs, evaluations, placement: sched.c) and client (tasks in bubblewrap
  * sandboxes: task.c, sandbox.c, exec.c). It is a development and test engine, not a security
  * boundary: production runs Nomad with Docker/gVisor.

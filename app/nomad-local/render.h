@@ -2,7 +2,7 @@
  *
  * Key names, casing, presence (Allocation, Evaluation, NetworkResource, Port and
  * AllocatedPortMapping drop empty fields; everything else writes every field), null zero
- * times, integer nanoseconds and declaration key order follow ../shared/nomad-samples. Every
+ * times, integer nanoseconds and declaration key order follow tests/fixtures/nomad. Every
  * function returns a new json_object the caller puts; render_string() serializes compactly.
  */
 #ifndef NL_RENDER_H

@@ -1,6 +1,6 @@
 /* sched: the server half of nomad-local: job registration and deregistration, evaluations,
  * placement (one allocation per task group with Count > 0), in-place versus destructive
- * updates, job status, the event batches of nomad-api.md 5.7, and garbage collection.
+ * updates, job status, the event batches of docs/nomad-api.md 5.7, and garbage collection.
  *
  * Order on register (each step one index): Job JobRegistered + Evaluation JobRegistered (same
  * index, two lines), then Evaluation/Allocation/Job PlanResult, and SCHED_EVAL_DELAY_MS after

@@ -1,6 +1,6 @@
 /* handshake: GET /api/v1/runners/{runnerId}/websocket?executionID=<id> before the upgrade.
  *
- * Checks in the reference's order (api-behaviour.md section 3), each answered with a real HTTP
+ * Checks in the reference's order (docs/api.md section 3), each answered with a real HTTP
  * response before the next is looked at: path (404, empty: only the proxy's route reaches us,
  * but the port may be reached directly), method (405, empty, before auth as GEN-2 says), token
  * (401, empty), runner claimed and alive (410 JSON), execution id known for that runner (404

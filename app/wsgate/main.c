@@ -2,7 +2,7 @@
  *
  * Module design notes. The web server (lighttpd, nginx or Apache) proxies
  * GET /api/v1/runners/{id}/websocket with its upgrade to this process on wsgate.address:
- * wsgate.port (DESIGN.md section 1). poseidon-api has stored the prepared execution in Redis
+ * wsgate.port (docs/architecture.md). poseidon-api has stored the prepared execution in Redis
  * (exec:<id>, POST /execute); the gateway checks the handshake, takes the execution (single
  * use), opens Nomad's exec WebSocket(s) to the runner's allocation and relays: the client's
  * frames become the program's stdin, its output becomes stdout/stderr messages, and exactly one

@@ -1,4 +1,4 @@
-/* session: one execution from the upgrade to its last byte (api-behaviour.md section 3, WS-*).
+/* session: one execution from the upgrade to its last byte (docs/api.md section 3, WS-*).
  *
  * A session owns up to three Nomad exec sessions on the runner's allocation (lib/nomad_exec):
  *   main  tty=true, the user's program (stdin = the client's frames, its output = stdout);

@@ -4,7 +4,7 @@
  *   1. round trip of an execution of `true`: POST /execute, WebSocket connect, until the close
  *      frame, with its phases; in the same rounds, in a new random order each round, the same
  *      through the gateway's own port, nomad-local's raw exec of `true` on the same allocation
- *      (DESIGN.md section 6: the execution may add at most 20% to it), and the command lines the
+ *      (docs/architecture.md: the execution may add at most 20% to it), and the command lines the
  *      gateway really runs (lib/commands: setuser, env, the stderr FIFO reader) run raw, so
  *      that the figures show where the time goes;
  *   2. output throughput of `head -c 100M /dev/zero | base64` to a client that reads as fast as it

@@ -4,7 +4,7 @@
  * the client puts on the wire (request line, headers, masked client frames) and sends what
  * nomad-local never sends (fragmented messages, a drop before the exit frame, close 1000, 429,
  * garbage), so every error path is exercised.
- * Part 2, nomad-local started by the harness: a job from nomad-samples, then real commands in
+ * Part 2, nomad-local started by the harness: a job from tests/fixtures/nomad, then real commands in
  * its allocation: output and exit codes with and without tty, stdin through cat, unknown
  * allocation, refused connection, 200 synchronous sessions in a row (p50/p99 printed), cancel,
  * and two concurrent sessions in event-loop mode.
@@ -1135,7 +1135,7 @@ static struct h_nomad nl;
 static struct nomad_endpoint nl_ep;
 static char nl_alloc[64];
 
-/* Registers the minimal job of nomad-samples under another ID and waits for its allocation. */
+/* Registers the minimal job of tests/fixtures/nomad under another ID and waits for its allocation. */
 static int nl_job_running(const char *job_id, char alloc[64])
 {
 	char path[1024];

@@ -1,5 +1,5 @@
 /* Environments and pools against real Redis, nomad-local, lighttpd+workers and poseidon-refill
- * (issue 4; api-behaviour.md ENV-*, STA-*, RUN-1..4). Pools fill and stay full whatever happens:
+ * (issue 4; docs/api.md ENV-*, STA-*, RUN-1..4). Pools fill and stay full whatever happens:
  * replaced environments, runner processes killed behind Nomad's back, orphan and missing jobs,
  * two refill daemons, a Redis that lost everything, Nomad going away. */
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* Restart safety (api-behaviour.md REC-1..6, issue 7): restarting the workers (and lighttpd), the
+/* Restart safety (docs/api.md REC-1..6, issue 7): restarting the workers (and lighttpd), the
  * refill daemon, Redis (appendonly) or nomad-local loses no environment, no idle or used runner
  * and no deadline, and hands nothing out twice. */
 #include <setjmp.h>
@@ -174,7 +174,7 @@ static void test_inactivity_deadline_survives_restarts(void **state)
 {
 	(void)state;
 	/* REC-2's spirit with absolute deadlines: a runner claimed with 2 s expires 2 s after its
-	 * last activity whatever restarts in between (DESIGN.md 4) */
+	 * last activity whatever restarts in between (docs/architecture.md) */
 	char id[128], path[256];
 	claim(id, 2);
 	h_stop(st.lighttpd);

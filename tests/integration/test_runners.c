@@ -1,4 +1,4 @@
-/* Runners and their files through the real stack (issue 5; api-behaviour.md RUN-1..12,
+/* Runners and their files through the real stack (issue 5; docs/api.md RUN-1..12,
  * FIL-1..25): Redis, nomad-local, lighttpd with workers, poseidon-refill. File contents are read
  * back with the download route (commands run by learners are the gateway's tests). A second stack
  * without Nomad checks claims under concurrency and under workers killed mid-claim. */

@@ -1,4 +1,4 @@
-/* Executions through the real stack (issue 6; api-behaviour.md EXE-1..6, WS-1..27, section 3):
+/* Executions through the real stack (issue 6; docs/api.md EXE-1..6, WS-1..27, section 3):
  * Redis, nomad-local, lighttpd with workers, poseidon-refill and poseidon-wsgate, every
  * WebSocket going through lighttpd's upgrade proxy as CodeOcean's would. Every message is
  * checked against the schema (exactly the keys of websocket.schema.json). */
@@ -161,7 +161,7 @@ static void read_all(struct wsc *c, struct seen *s, int timeout_ms)
 	s->ms = h_now_ms() - t0;
 }
 
-/* The NonInteractive check of api-behaviour.md 0.2, with the exit code it must have. */
+/* The NonInteractive check of docs/api.md 0.2, with the exit code it must have. */
 static void assert_noninteractive(const struct seen *s, int code)
 {
 	char want[64];

@@ -1,5 +1,5 @@
 /* http: route patterns (GEN-1/3), query parsing, percent-decoding, token comparison (AUTH-4/5)
- * and the one error-to-status table (api-behaviour.md section 2). */
+ * and the one error-to-status table (docs/api.md section 2). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

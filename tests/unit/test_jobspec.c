@@ -1,4 +1,4 @@
-/* jobspec: template and runner jobs as DESIGN.md 3 and nomad-api.md 3 describe them, every key a
+/* jobspec: template and runner jobs as docs/architecture.md and docs/nomad-api.md 3 describe them, every key a
  * real Nomad key (checked against Nomad's own list, tests/fixtures/nomad/job-fields.txt). */
 #include <setjmp.h>
 #include <stdarg.h>

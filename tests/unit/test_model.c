@@ -1,4 +1,4 @@
-/* model: request parsing with Go's leniency and strict typing (api-behaviour.md GEN-6, ENV-19,
+/* model: request parsing with Go's leniency and strict typing (docs/api.md GEN-6, ENV-19,
  * RUN-12, FIL-11), and the exact shapes of rendered bodies (ENV-10, STA-1, RUN-1, ENV-6). */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* nomad_exec's pure parts: the request path and its query escaping, the client frames, the
- * server frames of ../shared/nomad-samples/exec-frames.md (data, close, exit with and without
+ * server frames of docs/nomad-api.md (data, close, exit with and without
  * exit_code, heartbeats, garbage), and the errors for non-101 answers and close frames. */
 #include <setjmp.h>
 #include <stdarg.h>
