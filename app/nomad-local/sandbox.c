@@ -57,6 +57,8 @@ enum sandbox_cgroup_mode sandbox_cgroup_mode(void) { return cg_mode; }
 
 /* ---- helpers ---- */
 
+/* The start time of process pid (clock ticks since boot), with its pid the identity of a
+ * process that survives pid reuse; 0 when it does not exist or is a zombie. */
 static unsigned long long proc_start_time(pid_t pid)
 {
 	char path[64], buf[1024];
@@ -72,9 +74,11 @@ static unsigned long long proc_start_time(pid_t pid)
 	char *p = strrchr(buf, ')');
 	if (!p)
 		return 0;
-	/* fields after the comm: state is field 3; starttime is field 22 */
+	/* fields after the comm: state is field 3, starttime field 22; a zombie has ended */
+	if (p[1] != ' ' || p[2] == 'Z')
+		return 0;
 	int field = 2;
-	for (p++; *p && field < 21; p++)
+	for (p++; *p && field < 22; p++)
 		if (*p == ' ')
 			field++;
 	return strtoull(p, NULL, 10);

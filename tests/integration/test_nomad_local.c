@@ -808,6 +808,68 @@ static void test_restart_finds_job_and_allocation(void **state)
 	h_nomad_cleanup(&n);
 }
 
+/* A numeric field of /proc/<pid>/stat (22 = starttime). */
+static unsigned long long stat_field(int pid, int field)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')') + 2;
+	for (int i = 3; i < field; i++)
+		p = strchr(p, ' ') + 1;
+	return strtoull(p, NULL, 10);
+}
+
+/* Sandboxes are known by pid and start time, so that a reused pid is never taken for one: the
+ * recorded start times are the processes' own (they were 0 once, which made every pid match
+ * and made -cleanup wait half a second per sandbox for processes that were long gone). */
+static void test_sandboxes_are_recorded_by_pid_and_start_time_and_cleaned_up_fast(void **state)
+{
+	(void)state;
+	struct h_nomad n;
+	char alloc[3][64], id[32], path[1200];
+	start(&n);
+	for (int i = 0; i < 3; i++) {
+		snprintf(id, sizeof id, "10-recorded-%d", i);
+		run_job(&n, id, 200, "", alloc[i]);
+	}
+	h_nomad_stop(&n);
+	snprintf(path, sizeof path, "%s/allocs/%s.json", n.state, alloc[0]);
+	json_object *saved = json_object_from_file(path), *rt, *sb, *v;
+	assert_non_null(saved);
+	assert_true(json_object_object_get_ex(saved, "Runtime", &rt) && json_object_object_get_ex(rt, "Sandbox", &sb));
+	static const char *procs[][2] = {{"BwrapPid", "BwrapStart"}, {"InitPid", "InitStart"}};
+	int pid = 0;
+	for (int i = 0; i < 2; i++) {
+		assert_true(json_object_object_get_ex(sb, procs[i][0], &v));
+		pid = json_object_get_int(v);
+		assert_true(json_object_object_get_ex(sb, procs[i][1], &v));
+		unsigned long long recorded = (unsigned long long)json_object_get_int64(v);
+		assert_true(recorded > 0);
+		assert_true(recorded == stat_field(pid, 22));
+	}
+	json_object_put(saved);
+	long long t0 = h_now_ms();
+	h_nomad_cleanup(&n);
+	long long ms = h_now_ms() - t0;
+	printf("cleanup of 3 sandboxes: %lld ms\n", ms);
+	assert_true(ms < 1000);
+	/* the init process is gone (or a zombie waiting for its reaper) */
+	char proc[64], st[256] = "";
+	snprintf(proc, sizeof proc, "/proc/%d/stat", pid);
+	FILE *f = fopen(proc, "r");
+	if (f) {
+		if (!fgets(st, sizeof st, f))
+			st[0] = '\0';
+		fclose(f);
+	}
+	assert_true(!f || (strrchr(st, ')') && strrchr(st, ')')[2] == 'Z'));
+}
+
 /* ---- errors, headers, ACLs, namespaces ---- */
 
 static void expect(struct h_nomad *n, const char *method, const char *path, const char *body, long status,
@@ -970,6 +1032,7 @@ int main(void)
 		cmocka_unit_test(test_purge_ends_processes_and_emits_events),
 		cmocka_unit_test(test_meta_change_of_config_group_restarts_nothing),
 		cmocka_unit_test(test_restart_finds_job_and_allocation),
+		cmocka_unit_test(test_sandboxes_are_recorded_by_pid_and_start_time_and_cleaned_up_fast),
 		cmocka_unit_test(test_bad_input_gets_nomads_codes_and_texts),
 		cmocka_unit_test(test_headers_and_namespaces),
 		cmocka_unit_test(test_acl_token_is_checked),
