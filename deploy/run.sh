@@ -74,12 +74,14 @@ fi
 
 # ---- starting and stopping -------------------------------------------------------------------
 PIDS=""  # "name:pid" of everything started, newest first
+TICK=""  # the watch loop's sleep
 STOPPING=0
 stop_all() {
 	[ $STOPPING = 1 ] && return
 	STOPPING=1
 	trap '' INT TERM HUP
 	say "stopping"
+	[ -n "$TICK" ] && kill "$TICK" 2>/dev/null # the watch loop's sleep
 	for np in $PIDS; do kill -TERM "${np#*:}" 2>/dev/null || true; done
 	# give them 10 s, then kill what is left
 	i=0
@@ -179,5 +181,6 @@ while :; do
 		alive "${np#*:}" || die "${np%%:*} exited; stopping the rest"
 	done
 	sleep 1 &
-	wait $! || true
+	TICK=$!
+	wait $TICK || true
 done
