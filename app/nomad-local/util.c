@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
@@ -508,9 +509,19 @@ void signals_reset_for_exec(void)
 {
 	struct sigaction dfl = {.sa_handler = SIG_DFL};
 	sigemptyset(&dfl.sa_mask);
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			sigaction(sig, &dfl, NULL); /* fails harmlessly for numbers the C library reserves */
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, &dfl, NULL) == 0)
+			continue;
+		/* the C library keeps 32 and 33 for itself and refuses them, yet an ignored disposition
+		 * of them is inherited too (GNU make ignores both for its recipes): ask the kernel */
+		struct {
+			void *handler;
+			unsigned long flags;
+			void *restorer;
+			unsigned long mask;
+		} k = {SIG_DFL, 0, NULL, 0};
+		syscall(SYS_rt_sigaction, sig, &k, NULL, sizeof k.mask);
+	}
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
