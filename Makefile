@@ -82,6 +82,9 @@ $(O)/bin/%: $$(call appobjs,$$*) $(LIBA)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) $(LDLIBS)
 
+# nomad-local alone confines its sandboxes with seccomp and capabilities.
+$(O)/bin/nomad-local: LDLIBS += -lseccomp -lcap-ng
+
 $(O)/tests/unit/%: $(O)/obj/tests/unit/%.o $(UNIT_LIB:%.c=$(O)/obj/%.o) $(LIBA)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")

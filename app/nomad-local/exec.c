@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "sandbox.h"
 #include "state.h"
 #include "task.h"
+#include "confine.h"
 #include "util.h"
 
 #define EXEC_MAX_ARGS 1024
@@ -422,6 +424,10 @@ static int spawn(struct exec_sess *s, struct sandbox *sb, char **argv, char **en
 		/* the agent's handlers (loop.c) must not run here: a ^C or hang-up on the new
 		 * terminal before execvp would reach the agent's self-pipe and stop the agent; and
 		 * nothing the agent inherited ignored may reach the program */
+		/* nothing in the runner may open /proc/<pid>/fd, root or mem of this process while it
+		 * still holds the host's root, files and privileges (runc does the same since
+		 * CVE-2016-9962); exec makes the program dumpable again */
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 		signals_reset_for_exec();
 		setsid();
 		if (s->tty) {
@@ -437,6 +443,10 @@ static int spawn(struct exec_sess *s, struct sandbox *sb, char **argv, char **en
 		}
 		if (sandbox_enter(sb) < 0) {
 			dprintf(2, "failed to enter the allocation: %s\n", strerror(errno));
+			_exit(126);
+		}
+		if (confine_self() < 0) {
+			dprintf(2, "failed to confine the command: %s\n", strerror(errno));
 			_exit(126);
 		}
 		syscall(SYS_close_range, 3, ~0U, 0);

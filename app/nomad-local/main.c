@@ -54,16 +54,21 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: nomad-local [-bind ADDR] [-port N] [-state DIR] [-images DIR] [-token T]\n"
-		   "                   [-log-level LEVEL] [-cleanup]\n"
+	fprintf(f, "usage: nomad-local [-bind ADDR] [-port N] [-state DIR] [-images DIR] [-host-dir DIR]...\n"
+		   "                   [-disk-mb N] [-token T] [-log-level LEVEL] [-cleanup]\n"
 		   "  -bind ADDR    listen address (default %s)\n"
 		   "  -port N       HTTP port for the API, event stream and exec (default %d)\n"
 		   "  -state DIR    jobs, allocations and sandbox directories (default ./%s)\n"
-		   "  -images DIR   image roots: DIR/<image name> (default: none, the host's root read-only)\n"
+		   "  -images DIR   image roots: DIR/<image name> (default: none, the host's /usr and an\n"
+		   "                allow list of its /etc, read-only: a development convenience)\n"
+		   "  -host-dir DIR one more host directory for sandboxes on the host's root, read-only\n"
+		   "                (e.g. /opt/java); may be given %d times\n"
+		   "  -disk-mb N    writable space of one sandbox (/workspace, /tmp and the rest, together;\n"
+		   "                in memory, counted against the task's memory limit) (default %d)\n"
 		   "  -token T      ACL token required in X-Nomad-Token (default: ACLs disabled)\n"
 		   "  -log-level L  debug, info, warn or error (default info)\n"
 		   "  -cleanup      kill every sandbox recorded in the state directory and exit\n",
-		DEFAULT_BIND, DEFAULT_PORT, DEFAULT_STATE);
+		DEFAULT_BIND, DEFAULT_PORT, DEFAULT_STATE, SANDBOX_HOST_DIRS_MAX, SANDBOX_DISK_MB_DEFAULT);
 }
 
 static void on_signal(int sig)
@@ -104,7 +109,9 @@ static int cleanup(void)
 int main(int argc, char **argv)
 {
 	const char *bind_addr = DEFAULT_BIND, *state_dir = DEFAULT_STATE, *images = NULL, *token = "";
-	int port = DEFAULT_PORT, do_cleanup = 0;
+	int port = DEFAULT_PORT, do_cleanup = 0, nhost_dirs = 0;
+	const char *host_dirs[SANDBOX_HOST_DIRS_MAX];
+	long long disk_mb = SANDBOX_DISK_MB_DEFAULT;
 	log_set_program("nomad-local");
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -138,6 +145,20 @@ int main(int argc, char **argv)
 			state_dir = val;
 		} else if (strcmp(a, "-images") == 0) {
 			images = val;
+		} else if (strcmp(a, "-host-dir") == 0) {
+			if (nhost_dirs == SANDBOX_HOST_DIRS_MAX || val[0] != '/') {
+				fprintf(stderr, "nomad-local: -host-dir needs an absolute path, at most %d times\n",
+					SANDBOX_HOST_DIRS_MAX);
+				return 2;
+			}
+			host_dirs[nhost_dirs++] = val;
+		} else if (strcmp(a, "-disk-mb") == 0) {
+			char *end;
+			disk_mb = strtoll(val, &end, 10);
+			if (*end || disk_mb <= 0 || disk_mb > 1024 * 1024) {
+				fprintf(stderr, "nomad-local: invalid -disk-mb %s\n", val);
+				return 2;
+			}
 		} else if (strcmp(a, "-token") == 0) {
 			token = val;
 		} else if (strcmp(a, "-log-level") == 0) {
@@ -181,7 +202,12 @@ int main(int argc, char **argv)
 		log_error("images directory not found", "path", images, "error", strerror(errno));
 		return 1;
 	}
-	if (sandbox_init(abs_state, abs_images[0] ? abs_images : NULL) < 0) {
+	struct sandbox_opts so = {.state_dir = abs_state,
+				  .images_dir = abs_images[0] ? abs_images : NULL,
+				  .host_dirs = host_dirs,
+				  .nhost_dirs = nhost_dirs,
+				  .disk_mb = disk_mb};
+	if (sandbox_init(&so) < 0) {
 		log_error("sandbox support unavailable", "error", strerror(errno));
 		return 1;
 	}

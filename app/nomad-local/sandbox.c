@@ -22,12 +22,16 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "confine.h"
 #include "log.h"
 
 #define BWRAP "/usr/bin/bwrap"
@@ -52,6 +56,9 @@ struct image {
 };
 static struct image *images[MAX_IMAGES];
 static int nimages;
+static char host_dirs[SANDBOX_HOST_DIRS_MAX][512]; /* -host-dir: more of the host, read-only */
+static int nhost_dirs;
+static long long disk_bytes; /* the writable tmpfs of one sandbox */
 
 enum sandbox_cgroup_mode sandbox_cgroup_mode(void) { return cg_mode; }
 
@@ -90,6 +97,166 @@ static int file_exists(const char *p)
 {
 	struct stat sb;
 	return lstat(p, &sb) == 0;
+}
+
+static void args_add_cb(void *ud, const char *s) { args_add(ud, s); }
+
+/* /proc as runc presents it: the kernel's knobs read-only, the files that show host internals
+ * masked (bound over by /dev/null or an empty read-only tmpfs). bwrap takes a bind's source from
+ * the host, so the read-only /proc/sys is the host's proc instance: its contents are the
+ * kernel's, and its network part follows the reader's namespace all the same. */
+static void proc_args(struct buf *a)
+{
+	static const char *ro[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs", NULL};
+	static const char *masked[] = {"/proc/kcore",	    "/proc/keys",	  "/proc/timer_list",
+				       "/proc/sched_debug", "/proc/latency_stats", "/proc/timer_stats", NULL};
+	static const char *emptied[] = {"/proc/acpi", "/proc/scsi", NULL};
+	args_add(a, "--proc");
+	args_add(a, "/proc");
+	for (int i = 0; ro[i]; i++)
+		if (file_exists(ro[i])) {
+			args_add(a, "--ro-bind");
+			args_add(a, ro[i]);
+			args_add(a, ro[i]);
+		}
+	for (int i = 0; masked[i]; i++)
+		if (file_exists(masked[i])) {
+			args_add(a, "--ro-bind");
+			args_add(a, "/dev/null");
+			args_add(a, masked[i]);
+		}
+	for (int i = 0; emptied[i]; i++)
+		if (file_exists(emptied[i])) {
+			args_add(a, "--tmpfs");
+			args_add(a, emptied[i]);
+			args_add(a, "--remount-ro");
+			args_add(a, emptied[i]);
+		}
+}
+
+/* The writable directories of a sandbox, all on its one tmpfs. */
+static const struct {
+	const char *path, *name;
+	mode_t mode;
+	int user_owned;
+} rw_dirs[] = {
+	{"/workspace", "workspace", 0755, 1}, {"/tmp", "tmp", 01777, 0},	   {"/alloc", "alloc", 0777, 0},
+	{"/local", "local", 0777, 0},	      {"/secrets", "secrets", 0777, 0}, {NULL, NULL, 0, 0},
+};
+
+/* In a child inside the sandbox's mount namespace and root: the tmpfs goes on /tmp first, its
+ * directories are bound to their places, and last its "tmp" directory is bound over /tmp, which
+ * hides the tmpfs's own root. Returns 0 or an errno. */
+static int rw_mount_here(uid_t uid, gid_t gid)
+{
+	char opt[64], src[64];
+	umask(0);
+	snprintf(opt, sizeof opt, "size=%lld,mode=0755", disk_bytes);
+	if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opt) < 0)
+		return errno;
+	for (int i = 0; rw_dirs[i].path; i++) {
+		snprintf(src, sizeof src, "/tmp/%s", rw_dirs[i].name);
+		if (mkdir(src, rw_dirs[i].mode) < 0 || (rw_dirs[i].user_owned && chown(src, uid, gid) < 0))
+			return errno;
+	}
+	for (int i = 0; rw_dirs[i].path; i++) {
+		if (strcmp(rw_dirs[i].path, "/tmp") == 0)
+			continue;
+		snprintf(src, sizeof src, "/tmp/%s", rw_dirs[i].name);
+		if (mount(src, rw_dirs[i].path, NULL, MS_BIND, NULL) < 0)
+			return errno;
+	}
+	return mount("/tmp/tmp", "/tmp", NULL, MS_BIND, NULL) < 0 ? errno : 0;
+}
+
+/* Gives a standing sandbox its writable space (a child enters its mount namespace; the agent
+ * waits the millisecond it takes). 0, or -1 with errno. */
+static int rw_mount(struct sandbox *sb)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int rc = EINVAL;
+		if (setns(sb->ns_fd[0], CLONE_NEWNS) == 0 && fchdir(sb->root_fd) == 0 && chroot(".") == 0)
+			rc = rw_mount_here(sb->user_uid, sb->user_gid);
+		else
+			rc = errno;
+		_exit(rc);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return errno = WIFEXITED(status) ? WEXITSTATUS(status) : EINTR, -1;
+	return 0;
+}
+
+/* The task's stdout and stderr go through pipes to a small process of ours that appends them to
+ * the log files, up to SANDBOX_LOG_MAX bytes each, and drops the rest: a program that writes to
+ * them (through /proc/<pid>/fd) cannot fill the host's disk. It lives in its own session, so it
+ * outlives an agent restart, and ends when every writer has gone. Sets w[0], w[1] (the write
+ * ends, for the task). 0 or -1. */
+static int logmon_start(const char *outlog, const char *errlog, int w[2])
+{
+	int po[2], pe[2];
+	if (pipe2(po, O_CLOEXEC) < 0)
+		return -1;
+	if (pipe2(pe, O_CLOEXEC) < 0) {
+		close(po[0]);
+		close(po[1]);
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		signals_reset_for_exec();
+		setsid();
+		int out = open(outlog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		int err = open(errlog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		struct pollfd pf[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+		int files[2] = {out, err};
+		long long left[2] = {SANDBOX_LOG_MAX, SANDBOX_LOG_MAX};
+		struct stat st;
+		for (int i = 0; i < 2; i++)
+			if (files[i] >= 0 && fstat(files[i], &st) == 0)
+				left[i] -= st.st_size; /* a restarted task appends to its earlier log */
+		/* nothing else of the agent stays open here */
+		for (int fd = 3; fd < 65536; fd++)
+			if (fd != po[0] && fd != pe[0] && fd != out && fd != err && fcntl(fd, F_GETFD) >= 0)
+				close(fd);
+		char buf[16384];
+		int open_pipes = 2;
+		while (open_pipes > 0) {
+			if (poll(pf, 2, -1) < 0 && errno != EINTR)
+				break;
+			for (int i = 0; i < 2; i++) {
+				if (pf[i].fd < 0 || !pf[i].revents)
+					continue;
+				ssize_t n = read(pf[i].fd, buf, sizeof buf);
+				if (n <= 0 && !(n < 0 && errno == EINTR)) {
+					pf[i].fd = -1;
+					open_pipes--;
+					continue;
+				}
+				if (n > 0 && left[i] > 0 && files[i] >= 0) {
+					size_t k = (size_t)(n < left[i] ? n : left[i]);
+					if (write(files[i], buf, k) > 0)
+						left[i] -= (long long)k;
+				}
+			}
+		}
+		_exit(0);
+	}
+	close(po[0]);
+	close(pe[0]);
+	w[0] = po[1];
+	w[1] = pe[1];
+	return 0;
 }
 
 /* ---- cgroups ---- */
@@ -351,19 +518,101 @@ static int write_with_line(const char *src, const char *dst, const char *line)
 	return r;
 }
 
-static int root_entry_allowed(const char *root_is_host, const char *name)
+static int root_entry_allowed(int is_host, const char *name)
 {
 	static const char *special[] = {"proc", "dev", "sys", "tmp", "workspace", "run", "lost+found", NULL};
-	static const char *host_dirs[] = {"usr", "etc", "opt", "var", "srv", NULL};
 	for (int i = 0; special[i]; i++)
 		if (strcmp(name, special[i]) == 0)
 			return 0;
-	if (!root_is_host)
-		return 1;
-	for (int i = 0; host_dirs[i]; i++)
-		if (strcmp(name, host_dirs[i]) == 0)
+	/* of the host's own root only /usr (its /etc is built from an allow list below, other
+	 * directories come only when named with -host-dir) */
+	return !is_host || strcmp(name, "usr") == 0;
+}
+
+/* What a program needs of the host's /etc, and nothing that holds a secret (shadow, ssh, ssl's
+ * private keys, the service's own configuration): exact names, or prefixes ending in '*'. */
+static const char *const host_etc_allowed[] = {
+	"alternatives", "bash.bashrc", "bash_completion", "bash_completion.d", "bindresvport.blacklist",
+	"ca-certificates", "ca-certificates.conf", "debian_version", "dpkg", "environment", "fonts", "gai.conf",
+	"gcc*", "gdb", "host.conf", "inputrc", "java*", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "locale.alias",
+	"locale.conf", "locale.gen", "localtime", "magic", "magic.mime", "mime.types", "nanorc", "nsswitch.conf",
+	"os-release", "perl", "profile", "profile.d", "protocols", "python*", "R", "rpc", "ruby*", "services",
+	"skel", "terminfo", "timezone", "vim", "xdg",
+	NULL,
+};
+
+static int host_etc_entry_allowed(const char *name)
+{
+	for (int i = 0; host_etc_allowed[i]; i++) {
+		const char *a = host_etc_allowed[i];
+		size_t n = strlen(a);
+		if (a[n - 1] == '*' ? strncmp(name, a, n - 1) == 0 : strcmp(name, a) == 0)
 			return 1;
+	}
 	return 0;
+}
+
+/* The host's /etc for a sandbox on the host's root: a directory of its own holding the allowed
+ * entries, /etc/ssl with its certificates only, and our own passwd, group, hosts and
+ * resolv.conf (from dir). */
+static void host_etc(struct buf *a, const char *dir)
+{
+	static const char *own[] = {"passwd", "group", "hosts", "resolv.conf", NULL};
+	char src[1400], dst[300];
+	args_add(a, "--dir");
+	args_add(a, "/etc");
+	DIR *d = opendir("/etc");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.' || !host_etc_entry_allowed(de->d_name))
+			continue;
+		snprintf(src, sizeof src, "/etc/%s", de->d_name);
+		args_add(a, "--ro-bind");
+		args_add(a, src);
+		args_add(a, src);
+	}
+	if (d)
+		closedir(d);
+	static const char *ssl[] = {"/etc/ssl/certs", "/etc/ssl/openssl.cnf", NULL};
+	for (int i = 0; ssl[i]; i++)
+		if (file_exists(ssl[i])) {
+			args_add(a, "--ro-bind");
+			args_add(a, ssl[i]);
+			args_add(a, ssl[i]);
+		}
+	for (int i = 0; own[i]; i++) {
+		snprintf(src, sizeof src, "%s/%s", dir, own[i]);
+		snprintf(dst, sizeof dst, "/etc/%s", own[i]);
+		args_add(a, "--ro-bind");
+		args_add(a, src);
+		args_add(a, dst);
+	}
+}
+
+/* The files host_etc binds: the accounts a runner needs (root, nobody, user) and the names of
+ * this machine's loopback, nothing of the host's own; DNS through the user-mode network's
+ * forwarder (10.0.2.3), which a sandbox without network cannot reach anyway. */
+static int host_etc_files(const char *dir, uid_t uid)
+{
+	char p[1300], line[512];
+	snprintf(line, sizeof line,
+		 "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+		 "user:x:%u:%u:user:/workspace:/bin/bash\n",
+		 (unsigned)uid, (unsigned)uid);
+	snprintf(p, sizeof p, "%s/passwd", dir);
+	if (write_file_atomic(p, line, strlen(line), 0644) < 0)
+		return -1;
+	snprintf(line, sizeof line, "root:x:0:\nnogroup:x:65534:\nuser:x:%u:\n", (unsigned)uid);
+	snprintf(p, sizeof p, "%s/group", dir);
+	if (write_file_atomic(p, line, strlen(line), 0644) < 0)
+		return -1;
+	snprintf(line, sizeof line, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+	snprintf(p, sizeof p, "%s/hosts", dir);
+	if (write_file_atomic(p, line, strlen(line), 0644) < 0)
+		return -1;
+	snprintf(line, sizeof line, "nameserver 10.0.2.3\n");
+	snprintf(p, sizeof p, "%s/resolv.conf", dir);
+	return write_file_atomic(p, line, strlen(line), 0644);
 }
 
 static int build_image(struct image *im)
@@ -448,7 +697,7 @@ static int build_image(struct image *im)
 			args_add(a, target);
 			args_add(a, dst);
 		} else if (S_ISDIR(sb.st_mode)) {
-			if (!root_entry_allowed(is_host ? "host" : NULL, n))
+			if (!root_entry_allowed(is_host, n))
 				continue;
 			args_add(a, "--ro-bind");
 			args_add(a, full);
@@ -460,6 +709,24 @@ static int build_image(struct image *im)
 		}
 	}
 	closedir(d);
+	if (is_host) {
+		char dir[1300];
+		snprintf(dir, sizeof dir, "%s/images/host", state_dir);
+		im->uid = im->gid = SANDBOX_USER_UID;
+		if (mkdir_p(dir, 0755) < 0 || host_etc_files(dir, im->uid) < 0)
+			return -1;
+		host_etc(a, dir);
+		for (int i = 0; i < nhost_dirs; i++) {
+			args_add(a, "--ro-bind");
+			args_add(a, host_dirs[i]);
+			args_add(a, host_dirs[i]);
+		}
+		args_add(a, "--dir");
+		args_add(a, "/var");
+		args_add(a, "--symlink");
+		args_add(a, "../tmp");
+		args_add(a, "/var/tmp");
+	}
 	if (!sbin_done && !im->has_setuser) {
 		args_add(a, "--dir");
 		args_add(a, "/sbin");
@@ -467,8 +734,8 @@ static int build_image(struct image *im)
 		args_add(a, setuser_path);
 		args_add(a, "/sbin/setuser");
 	}
-	/* the user account */
-	if (!passwd_user(r[0] ? r : "/", &im->uid, &im->gid)) {
+	/* the user account (the host's root has ours, written above) */
+	if (!is_host && !passwd_user(r, &im->uid, &im->gid)) {
 		char dir[1300], src[1300], line[128];
 		unsigned h = 5381;
 		for (const char *q = im->name; *q; q++)
@@ -570,7 +837,8 @@ static struct image *image_get(const char *name)
 static const char setuser_script[] =
 	"#!/bin/sh\n"
 	"# /sbin/setuser USER COMMAND [ARGS...]: runs COMMAND as USER (provided by nomad-local, like\n"
-	"# phusion/baseimage's setuser: sets HOME, USER and LOGNAME, drops to the user's uid and gid).\n"
+	"# phusion/baseimage's setuser: sets HOME, USER and LOGNAME, drops to the user's uid and gid;\n"
+	"# no_new_privs: nothing it runs can gain privileges through setuid or file capabilities).\n"
 	"if [ $# -lt 2 ]; then echo \"Usage: setuser USERNAME COMMAND [args..]\" >&2; exit 1; fi\n"
 	"u=\"$1\"; shift\n"
 	"# the loop only finds the entry: COMMAND runs after it, with the caller's stdin and fds\n"
@@ -580,12 +848,17 @@ static const char setuser_script[] =
 	"done < /etc/passwd\n"
 	"if [ -z \"$found\" ]; then echo \"setuser: user $u not found\" >&2; exit 1; fi\n"
 	"export HOME=\"$home\" USER=\"$u\" LOGNAME=\"$u\"\n"
-	"exec setpriv --reuid=\"$uid\" --regid=\"$gid\" --clear-groups -- \"$@\"\n";
+	"exec setpriv --reuid=\"$uid\" --regid=\"$gid\" --clear-groups --no-new-privs -- \"$@\"\n";
 
-int sandbox_init(const char *sdir, const char *idir)
+int sandbox_init(const struct sandbox_opts *o)
 {
-	snprintf(state_dir, sizeof state_dir, "%s", sdir);
-	snprintf(images_dir, sizeof images_dir, "%s", idir ? idir : "");
+	snprintf(state_dir, sizeof state_dir, "%s", o->state_dir);
+	snprintf(images_dir, sizeof images_dir, "%s", o->images_dir ? o->images_dir : "");
+	for (int i = 0; i < o->nhost_dirs && i < SANDBOX_HOST_DIRS_MAX; i++)
+		snprintf(host_dirs[nhost_dirs++], sizeof host_dirs[0], "%s", o->host_dirs[i]);
+	disk_bytes = (o->disk_mb > 0 ? o->disk_mb : SANDBOX_DISK_MB_DEFAULT) * 1024 * 1024;
+	if (confine_init() < 0)
+		return -1;
 	snprintf(setuser_path, sizeof setuser_path, "%s/setuser", state_dir);
 	if (write_file_atomic(setuser_path, setuser_script, sizeof setuser_script - 1, 0755) < 0)
 		return -1;
@@ -653,6 +926,12 @@ static void become_ready(struct sandbox *sb)
 		return;
 	}
 	sb->init_start = proc_start_time(sb->init_pid);
+	if (rw_mount(sb) < 0) {
+		log_error("cannot give the sandbox its writable space", "alloc_id", sb->alloc_id, "error",
+			  strerror(errno));
+		sandbox_kill(sb);
+		return;
+	}
 	sb->ready = 1;
 	oom_watch_start(sb);
 	if (sb->ops->ready)
@@ -832,7 +1111,7 @@ static void sb_reset(struct sandbox *sb)
 int sandbox_start(struct sandbox *sb, const struct sandbox_cfg *cfg, const struct sandbox_ops *ops, void *arg,
 		  char *err, size_t errcap)
 {
-	char p[1300], ws[1200], tmpd[1200], logs[1200], status[1200];
+	char p[1300], logs[1200], status[1200];
 	memset(sb, 0, sizeof *sb);
 	sb_reset(sb);
 	sb->ops = ops;
@@ -847,17 +1126,12 @@ int sandbox_start(struct sandbox *sb, const struct sandbox_cfg *cfg, const struc
 	}
 	sb->user_uid = im->uid;
 	sb->user_gid = im->gid;
-	snprintf(ws, sizeof ws, "%s/workspace", cfg->alloc_dir);
-	snprintf(tmpd, sizeof tmpd, "%s/tmp", cfg->alloc_dir);
 	snprintf(logs, sizeof logs, "%s/logs", cfg->alloc_dir);
 	snprintf(status, sizeof status, "%s/status.json", cfg->alloc_dir);
-	if (mkdir_p(ws, 0755) < 0 || mkdir_p(tmpd, 01777) < 0 || mkdir_p(logs, 0755) < 0) {
+	if (mkdir_p(logs, 0755) < 0) {
 		snprintf(err, errcap, "failed to create the allocation directory: %s", strerror(errno));
 		return -1;
 	}
-	chmod(tmpd, 01777);
-	if (chown(ws, im->uid, im->gid) < 0)
-		log_warn("cannot chown workspace", "path", ws, "error", strerror(errno));
 	unlink(status);
 	if (cg_create(sb, cfg) < 0) {
 		log_warn("cgroup not created; using rlimits", "alloc_id", sb->alloc_id, "error", strerror(errno));
@@ -881,28 +1155,17 @@ int sandbox_start(struct sandbox *sb, const struct sandbox_cfg *cfg, const struc
 	args_add(&args, "--hostname");
 	args_add(&args, hostname);
 	buf_add(&args, im->args.p, im->args.len);
-	args_add(&args, "--proc");
-	args_add(&args, "/proc");
+	proc_args(&args);
 	args_add(&args, "--dev");
 	args_add(&args, "/dev");
-	args_add(&args, "--bind");
-	args_add(&args, ws);
-	args_add(&args, "/workspace");
-	args_add(&args, "--bind");
-	args_add(&args, tmpd);
-	args_add(&args, "/tmp");
-	static const char *nomad_dirs[] = {"alloc", "local", "secrets"};
-	for (int i = 0; i < 3; i++) {
-		char src[1300], dst[32];
-		snprintf(src, sizeof src, "%s/%s", cfg->alloc_dir, nomad_dirs[i]);
-		snprintf(dst, sizeof dst, "/%s", nomad_dirs[i]);
-		if (mkdir_p(src, 0777) == 0) {
-			chmod(src, 0777);
-			args_add(&args, "--bind");
-			args_add(&args, src);
-			args_add(&args, dst);
-		}
+	/* mount points of the writable space (mounted once the sandbox stands: rw_mount) */
+	for (int i = 0; rw_dirs[i].name; i++) {
+		args_add(&args, "--dir");
+		args_add(&args, rw_dirs[i].path);
 	}
+	confine_bwrap_caps(args_add_cb, &args);
+	args_add(&args, "--seccomp");
+	args_add(&args, "6");
 	snprintf(p, sizeof p, "%s/home", strcmp(im->root, "/") == 0 ? "" : im->root);
 	if (!file_exists(p)) {
 		args_add(&args, "--dir");
@@ -963,15 +1226,20 @@ int sandbox_start(struct sandbox *sb, const struct sandbox_cfg *cfg, const struc
 	snprintf(outlog, sizeof outlog, "%s/%s.stdout.0", logs, cfg->task_name);
 	snprintf(errlog, sizeof errlog, "%s/%s.stderr.0", logs, cfg->task_name);
 	long long mem_limit = cfg->memory_mb;
-
-	pid_t pid = fork();
+	int secfd = confine_seccomp_fd(), logfd[2] = {-1, -1};
+	pid_t pid = secfd < 0 || logmon_start(outlog, errlog, logfd) < 0 ? -1 : fork();
 	if (pid < 0) {
-		snprintf(err, errcap, "fork failed: %s", strerror(errno));
+		snprintf(err, errcap, "failed to start bwrap: %s", strerror(errno));
 		free(argv);
 		close(argfd);
 		close(info[0]);
 		close(info[1]);
 		close(sfd);
+		if (secfd >= 0)
+			close(secfd);
+		for (int i = 0; i < 2; i++)
+			if (logfd[i] >= 0)
+				close(logfd[i]);
 		return -1;
 	}
 	if (pid == 0) {
@@ -984,21 +1252,19 @@ int sandbox_start(struct sandbox *sb, const struct sandbox_cfg *cfg, const struc
 			setrlimit(RLIMIT_AS, &rl);
 		}
 		int in = open("/dev/null", O_RDONLY);
-		int out = open(outlog, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		int er = open(errlog, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		/* move the fds bwrap needs to 3, 4, 5 without clobbering each other */
-		int t_info = fcntl(info[1], F_DUPFD, 10), t_status = fcntl(sfd, F_DUPFD, 10),
-		    t_args = fcntl(argfd, F_DUPFD, 10);
+		/* move the fds bwrap needs to 1..6 without clobbering each other */
+		int t_out = fcntl(logfd[0], F_DUPFD, 10), t_err = fcntl(logfd[1], F_DUPFD, 10),
+		    t_info = fcntl(info[1], F_DUPFD, 10), t_status = fcntl(sfd, F_DUPFD, 10),
+		    t_args = fcntl(argfd, F_DUPFD, 10), t_sec = fcntl(secfd, F_DUPFD, 10);
 		if (in >= 0)
 			dup2(in, 0);
-		if (out >= 0)
-			dup2(out, 1);
-		if (er >= 0)
-			dup2(er, 2);
+		dup2(t_out, 1);
+		dup2(t_err, 2);
 		dup2(t_info, 3);
 		dup2(t_status, 4);
 		dup2(t_args, 5);
-		syscall(SYS_close_range, 6, ~0U, 0);
+		dup2(t_sec, 6);
+		syscall(SYS_close_range, 7, ~0U, 0);
 		execve(BWRAP, argv, cfg->envp);
 		dprintf(2, "exec %s: %s\n", BWRAP, strerror(errno));
 		_exit(127);
@@ -1007,6 +1273,9 @@ int sandbox_start(struct sandbox *sb, const struct sandbox_cfg *cfg, const struc
 	close(argfd);
 	close(info[1]);
 	close(sfd);
+	close(secfd);
+	close(logfd[0]);
+	close(logfd[1]);
 	sb->bwrap_pid = pid;
 	sb->bwrap_start = proc_start_time(pid);
 	sb->start_ms = loop_now_ms();

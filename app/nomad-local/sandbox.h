@@ -1,15 +1,24 @@
 /* sandbox: one bubblewrap sandbox per allocation, its cgroup and the way back into it.
  *
- * Layout: a read-only root built on a tmpfs from an image directory (<images>/<name>, else the
- * host's /usr, /etc, /opt, /var and its top-level symlinks), /sbin/setuser and a "user"
- * account added when the image lacks them, private writable /workspace (the working
- * directory) and /tmp from the allocation directory, fresh /proc and /dev, own PID, IPC and
- * UTS namespaces and, unless the group shares the host network, an own network namespace
- * with only loopback. Limits go into a cgroup per allocation (v1 memory/pids/cpu, or v2) when
- * the machine allows it, else into rlimits. bwrap runs in its own session so that sandboxes
- * outlive an agent restart; the agent re-adopts them by pid and process start time.
- * Processes started later (exec) enter through sandbox_enter(): cgroup first, then the
- * namespaces, root and working directory of the sandbox's init process.
+ * Layout: a read-only root built on a tmpfs from an image directory (<images>/<name>), or else
+ * from the host's /usr (with its merged-/usr links), an allow list of /etc entries without
+ * secrets and our own passwd, group, hosts and resolv.conf (plus directories named with
+ * -host-dir); /sbin/setuser and a "user" account added when the image lacks them; fresh /proc
+ * (its kernel knobs read-only, its leaky files masked, as runc does) and /dev; own PID, IPC and
+ * UTS namespaces and, unless the group shares the host network, an own network namespace with
+ * only loopback.
+ * Writable space: one tmpfs per sandbox, made inside its mount namespace once bwrap has built
+ * it, bounded to the agent's -disk-mb; /workspace (the working directory), /tmp, /alloc,
+ * /local and /secrets are directories of it. Nothing a runner writes reaches the host's disk,
+ * and it all goes away with the sandbox (a restarted task gets a fresh one, as a recreated
+ * container does). Its pages count against the memory cgroup of the writer.
+ * Confinement (confine.h): Docker's default capabilities and a seccomp filter like Docker's,
+ * for the task (by bwrap) and for every exec session.
+ * Limits go into a cgroup per allocation (v1 memory/pids/cpu, or v2) when the machine allows
+ * it, else into rlimits. bwrap runs in its own session so that sandboxes outlive an agent
+ * restart; the agent re-adopts them by pid and process start time. Processes started later
+ * (exec) enter through sandbox_enter(): cgroup first, then the namespaces, root and working
+ * directory of the sandbox's init process.
  */
 #ifndef NL_SANDBOX_H
 #define NL_SANDBOX_H
@@ -24,6 +33,9 @@
 #define SANDBOX_PIDS_MAX 1024
 #define SANDBOX_READY_TIMEOUT_MS 10000
 #define SANDBOX_USER_UID 1000
+#define SANDBOX_HOST_DIRS_MAX 16
+#define SANDBOX_DISK_MB_DEFAULT 1024
+#define SANDBOX_LOG_MAX (10LL * 1024 * 1024) /* bytes of a task's stdout (and of its stderr) kept */
 
 enum sandbox_cgroup_mode { CG_NONE, CG_V1, CG_V2 };
 
@@ -75,8 +87,16 @@ struct sandbox {
 	void *arg;
 };
 
-/* Once at start-up: where state lives, the optional images dir; probes cgroups. */
-int sandbox_init(const char *state_dir, const char *images_dir);
+struct sandbox_opts {
+	const char *state_dir;
+	const char *images_dir;      /* NULL: the host's root (see above) */
+	const char *const *host_dirs; /* more of the host, read-only, on the host's root */
+	int nhost_dirs;
+	long long disk_mb;           /* the writable space of one sandbox; 0: the default */
+};
+/* Once at start-up: where state lives, the roots, the bound; builds the seccomp filter and
+ * probes cgroups. 0 or -1. */
+int sandbox_init(const struct sandbox_opts *o);
 enum sandbox_cgroup_mode sandbox_cgroup_mode(void);
 
 /* Starts a sandbox. 0, or -1 with a message in err (the "Driver Failure" text). */
