@@ -916,6 +916,79 @@ static int init_has_child(pid_t init)
 	return n > 0;
 }
 
+static void ready_now(struct sandbox *sb)
+{
+	sb->ready = 1;
+	oom_watch_start(sb);
+	if (sb->ops->ready)
+		sb->ops->ready(sb, sb->arg);
+}
+
+/* slirp4netns wrote to its ready pipe (configured), or closed it (it died). */
+static void on_net_ready(struct loop_watch *w, uint32_t events)
+{
+	struct sandbox *sb = w->arg;
+	char c;
+	(void)events;
+	ssize_t n = read(w->fd, &c, 1);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	int fd = w->fd;
+	loop_unwatch(w);
+	close(fd);
+	if (sb->ready || sb->exited)
+		return;
+	if (n != 1) {
+		log_error("slirp4netns ended before the sandbox's network was up", "alloc_id", sb->alloc_id);
+		sandbox_kill(sb);
+		return;
+	}
+	ready_now(sb);
+}
+
+/* Outbound network for the sandbox: slirp4netns attaches a tap device to its network namespace
+ * and relays its traffic through sockets of the host. --disable-host-loopback: the host's
+ * 127.0.0.1 (Redis, the API, this agent) is not reachable through the gateway 10.0.2.2. It runs
+ * in the sandbox's cgroup, so it is killed with it (cg_kill_all), also by -cleanup. */
+static int net_start(struct sandbox *sb)
+{
+	int rp[2];
+	if (pipe2(rp, O_CLOEXEC) < 0)
+		return -1;
+	char pid_s[16];
+	snprintf(pid_s, sizeof pid_s, "%d", (int)sb->init_pid);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(rp[0]);
+		close(rp[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		signals_reset_for_exec();
+		setsid();
+		if (sb->cg_mode != CG_NONE)
+			cg_join(sb);
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(rp[1], 3);
+		syscall(SYS_close_range, 4, ~0U, 0);
+		char *argv[] = {"slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
+				"--enable-sandbox", "--enable-seccomp", "--ready-fd=3", pid_s, "tap0", NULL};
+		execv(SANDBOX_SLIRP, argv);
+		dprintf(2, "exec %s: %s\n", SANDBOX_SLIRP, strerror(errno));
+		_exit(127);
+	}
+	close(rp[1]);
+	sb->slirp_pid = pid;
+	fcntl(rp[0], F_SETFL, O_NONBLOCK);
+	if (loop_watch(&sb->net_w, rp[0], EPOLLIN, on_net_ready, sb) < 0) {
+		close(rp[0]);
+		return -1;
+	}
+	return 0;
+}
+
 static void become_ready(struct sandbox *sb)
 {
 	if (sb->ready || sb->exited)
@@ -932,10 +1005,15 @@ static void become_ready(struct sandbox *sb)
 		sandbox_kill(sb);
 		return;
 	}
-	sb->ready = 1;
-	oom_watch_start(sb);
-	if (sb->ops->ready)
-		sb->ops->ready(sb, sb->arg);
+	if (sb->user_net) {
+		if (net_start(sb) < 0) {
+			log_error("cannot start slirp4netns for the sandbox's network", "alloc_id", sb->alloc_id,
+				  "error", strerror(errno));
+			sandbox_kill(sb);
+		}
+		return; /* ready once it reports (on_net_ready) */
+	}
+	ready_now(sb);
 }
 
 static void on_ready_poll(struct loop_timer *t)
@@ -1103,8 +1181,8 @@ static void sb_reset(struct sandbox *sb)
 	for (int i = 0; i < 5; i++)
 		sb->ns_fd[i] = -1;
 	sb->root_fd = -1;
-	sb->info_w.fd = sb->oom_w.fd = sb->pidfd_w.fd = -1;
-	sb->info_w.cb = sb->oom_w.cb = sb->pidfd_w.cb = NULL;
+	sb->info_w.fd = sb->oom_w.fd = sb->pidfd_w.fd = sb->net_w.fd = -1;
+	sb->info_w.cb = sb->oom_w.cb = sb->pidfd_w.cb = sb->net_w.cb = NULL;
 	loop_timer_init(&sb->ready_timer, on_ready_poll, sb);
 }
 
@@ -1119,6 +1197,12 @@ int sandbox_start(struct sandbox *sb, const struct sandbox_cfg *cfg, const struc
 	sb->is_child = 1;
 	snprintf(sb->alloc_id, sizeof sb->alloc_id, "%s", cfg->alloc_id);
 	snprintf(sb->alloc_dir, sizeof sb->alloc_dir, "%s", cfg->alloc_dir);
+	sb->user_net = cfg->user_net && !cfg->share_host_net;
+	if (sb->user_net && access(SANDBOX_SLIRP, X_OK) < 0) {
+		snprintf(err, errcap, "the allocation asks for a network, and %s is missing (install slirp4netns)",
+			 SANDBOX_SLIRP);
+		return -1;
+	}
 	struct image *im = image_get(cfg->image);
 	if (!im) {
 		snprintf(err, errcap, "failed to prepare the sandbox root for image %s", cfg->image ? cfg->image : "");
@@ -1322,11 +1406,12 @@ void sandbox_signal_task(struct sandbox *sb, int sig)
 void sandbox_release(struct sandbox *sb)
 {
 	loop_timer_stop(&sb->ready_timer);
-	int fds[3] = {sb->info_w.fd, sb->oom_w.fd, sb->pidfd_w.fd};
+	int fds[4] = {sb->info_w.fd, sb->oom_w.fd, sb->pidfd_w.fd, sb->net_w.fd};
 	loop_unwatch(&sb->info_w);
 	loop_unwatch(&sb->oom_w);
 	loop_unwatch(&sb->pidfd_w);
-	for (int i = 0; i < 3; i++)
+	loop_unwatch(&sb->net_w);
+	for (int i = 0; i < 4; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	if (sb->bwrap_pid > 0 && sb->is_child)

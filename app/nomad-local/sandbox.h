@@ -5,8 +5,10 @@
  * secrets and our own passwd, group, hosts and resolv.conf (plus directories named with
  * -host-dir); /sbin/setuser and a "user" account added when the image lacks them; fresh /proc
  * (its kernel knobs read-only, its leaky files masked, as runc does) and /dev; own PID, IPC and
- * UTS namespaces and, unless the group shares the host network, an own network namespace with
- * only loopback.
+ * UTS namespaces and, unless the group shares the host network, an own network namespace: with
+ * only loopback, or (user_net) with outbound network through slirp4netns, which runs in the
+ * sandbox's cgroup (so it ends with it) and cannot reach the host's loopback; DNS goes to its
+ * forwarder at 10.0.2.3.
  * Writable space: one tmpfs per sandbox, made inside its mount namespace once bwrap has built
  * it, bounded to the agent's -disk-mb; /workspace (the working directory), /tmp, /alloc,
  * /local and /secrets are directories of it. Nothing a runner writes reaches the host's disk,
@@ -35,6 +37,7 @@
 #define SANDBOX_USER_UID 1000
 #define SANDBOX_HOST_DIRS_MAX 16
 #define SANDBOX_DISK_MB_DEFAULT 1024
+#define SANDBOX_SLIRP "/usr/bin/slirp4netns"
 #define SANDBOX_LOG_MAX (10LL * 1024 * 1024) /* bytes of a task's stdout (and of its stderr) kept */
 
 enum sandbox_cgroup_mode { CG_NONE, CG_V1, CG_V2 };
@@ -56,6 +59,7 @@ struct sandbox_cfg {
 	char **argv;            /* command and args, NULL-terminated */
 	char **envp;            /* environment, NULL-terminated */
 	int share_host_net;     /* network mode "host" */
+	int user_net;           /* outbound network through a user-mode stack (slirp4netns) */
 	long long memory_mb;    /* 0: unlimited */
 	long long cpu_mhz;      /* cpu shares */
 	long long pids_max;
@@ -71,6 +75,9 @@ struct sandbox {
 	unsigned long long init_start;
 	int is_child;           /* bwrap is our child (else adopted: watched by pidfd) */
 	int ready, exited, killing;
+	int user_net;           /* slirp4netns serves its network namespace */
+	pid_t slirp_pid;
+	struct loop_watch net_w; /* slirp4netns's ready pipe until it reports */
 	int64_t start_ms;
 	enum sandbox_cgroup_mode cg_mode;
 	char cg[3][512];        /* v1: memory, pids, cpu; v2: cg[0] */

@@ -278,6 +278,10 @@ static void start_sandbox(struct nl_alloc *a)
 		.argv = argv,
 		.envp = task_env(a),
 		.share_host_net = a->has_network && strcmp(a->net_mode, "host") == 0,
+		/* a group network (bridge, as Poseidon's networkAccess asks) gives outbound network
+		 * unless the task's Docker config says network_mode "none" */
+		.user_net = a->has_network && strcmp(a->net_mode, "none") != 0 &&
+			    strcmp(js_str(cfgj, "network_mode", ""), "none") != 0,
 		.memory_mb = mem,
 		.cpu_mhz = a->cpu,
 		.pids_max = js_int(cfgj, "pids_limit", 0),
