@@ -10,11 +10,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -752,4 +755,97 @@ int h_json_same_shape(const char *sample_json, const char *ours_json, char *why,
 	json_object_put(a);
 	json_object_put(b);
 	return rc;
+}
+
+/* ---- a machine next door ---- */
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	int rc = system(cmd);
+	return rc == 0 ? 0 : -1;
+}
+
+int h_netns_server_start(struct h_netns_server *s)
+{
+	int k = 1 + getpid() % 250;
+	memset(s, 0, sizeof *s);
+	snprintf(s->ns, sizeof s->ns, "poseidon-test-%d", (int)getpid());
+	snprintf(s->veth, sizeof s->veth, "pt%d", (int)getpid() % 100000);
+	snprintf(s->ip, sizeof s->ip, "10.203.%d.2", k);
+	s->port = 8999;
+	sh("ip netns del %s 2>/dev/null; ip link del %sh 2>/dev/null", s->ns, s->veth);
+	if (sh("ip netns add %s", s->ns) < 0 || sh("ip link add %sh type veth peer name %sn", s->veth, s->veth) < 0 ||
+	    sh("ip link set %sn netns %s", s->veth, s->ns) < 0 ||
+	    sh("ip addr add 10.203.%d.1/30 dev %sh && ip link set %sh up", k, s->veth, s->veth) < 0 ||
+	    sh("ip netns exec %s sh -c 'ip addr add %s/30 dev %sn && ip link set %sn up && ip link set lo up'", s->ns,
+	       s->ip, s->veth, s->veth) < 0) {
+		h_netns_server_stop(s);
+		return -1;
+	}
+	char path[64];
+	snprintf(path, sizeof path, "/run/netns/%s", s->ns);
+	int nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (nsfd < 0) {
+		h_netns_server_stop(s);
+		return -1;
+	}
+	int ready[2];
+	if (pipe(ready) < 0) {
+		close(nsfd);
+		h_netns_server_stop(s);
+		return -1;
+	}
+	pid_t parent = getpid();
+	s->pid = fork();
+	if (s->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent || setns(nsfd, CLONE_NEWNET) < 0)
+			_exit(1);
+		int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
+		inet_pton(AF_INET, s->ip, &a.sin_addr);
+		setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 16) < 0)
+			_exit(1);
+		if (write(ready[1], "1", 1) < 0)
+			_exit(1);
+		for (;;) {
+			int c = accept(l, NULL, NULL);
+			if (c < 0)
+				continue;
+			const char *g = H_NETNS_GREETING "\n";
+			if (write(c, g, strlen(g)) < 0)
+				(void)0;
+			close(c);
+		}
+	}
+	close(nsfd);
+	close(ready[1]);
+	char c = 0;
+	ssize_t n = s->pid > 0 ? read(ready[0], &c, 1) : -1;
+	close(ready[0]);
+	if (n != 1) {
+		h_netns_server_stop(s);
+		return -1;
+	}
+	return 0;
+}
+
+void h_netns_server_stop(struct h_netns_server *s)
+{
+	if (s->pid > 0) {
+		kill(s->pid, SIGKILL);
+		waitpid(s->pid, NULL, 0);
+		s->pid = 0;
+	}
+	if (s->ns[0]) {
+		sh("ip netns del %s 2>/dev/null; ip link del %sh 2>/dev/null", s->ns, s->veth);
+		s->ns[0] = '\0';
+	}
 }

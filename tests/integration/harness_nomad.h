@@ -95,6 +95,22 @@ int h_stream_open(struct h_stream *s, int port, const char *path_query, const ch
 char *h_stream_line(struct h_stream *s, int timeout_ms);
 void h_stream_close(struct h_stream *s);
 
+/* ---- a machine next door, for outbound network tests ----
+ * A TCP server in a network namespace of its own, joined to this host by a veth pair
+ * (host 10.203.<k>.1/30, server 10.203.<k>.2/30, k from the test's pid): reachable from the
+ * host's network stack, and so from a runner with outbound network, while no packet leaves the
+ * machine. It answers every connection with "hello from next door\n" and closes. */
+struct h_netns_server {
+	char ns[32], veth[16];
+	char ip[16]; /* the server's address */
+	int port;
+	pid_t pid;
+};
+int h_netns_server_start(struct h_netns_server *s);
+/* Stops the server and removes the namespace and the veth pair. */
+void h_netns_server_stop(struct h_netns_server *s);
+#define H_NETNS_GREETING "hello from next door"
+
 /* JSON shape check: every object key set and value type of `ours` must match `sample`
  * (null matches anything; objects listed as maps compare only the values they share).
  * Returns 0, or -1 with the first difference described in why. */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -24,6 +25,7 @@
 
 #define ENV     6
 #define ENV_OOM 7
+#define ENV_NET 8
 #define POOL    12
 #define TIMEOUT 20000
 
@@ -398,6 +400,122 @@ static void test_unprivileged_and_privileged_user(void **state)
 	assert_string_equal(s.out, "user\r\n");
 	assert_null(s.err);
 	seen_free(&s);
+}
+
+/* The capability sets CapBnd, CapPrm and CapEff in /proc/<pid>/status text: each must hold no
+ * capability outside Docker's default set (0xa80425fb); returns how many sets were seen. */
+static int caps_within_docker(const char *status_text)
+{
+	int seen = 0;
+	for (const char *p = status_text; (p = strstr(p, "Cap")) != NULL; p += 3) {
+		char name[8];
+		unsigned long long v;
+		if (sscanf(p, "Cap%3[A-Za-z]:\t%llx", name, &v) != 2 || !strstr("Bnd Prm Eff", name))
+			continue;
+		if (v & ~0xa80425fbULL)
+			fail_msg("Cap%s %llx holds capabilities beyond Docker's defaults:\n%s", name, v, status_text);
+		seen++;
+	}
+	return seen;
+}
+
+/* What a hostile learner's program can do through the API, privileged or not: no more
+ * capabilities than Docker gives, the kernel's knobs read-only (the value read is written back,
+ * so the test is harmless without the protection), no mount, no host secrets. */
+static void test_runner_holds_against_a_hostile_program(void **state)
+{
+	(void)state;
+	struct seen s;
+	char id[128];
+	claim(id);
+	run_on(id,
+	       "{\"command\":\"grep -E ^Cap /proc/self/status; v=$(cat /proc/sys/kernel/core_pattern); "
+	       "(echo \\\"$v\\\" > /proc/sys/kernel/core_pattern) 2>/dev/null && echo SYSCTL-WRITTEN; "
+	       "mount -t tmpfs x /tmp 2>/dev/null && echo MOUNTED; unshare -U true 2>/dev/null && echo UNSHARED; "
+	       "for f in /etc/shadow /etc/ssh /var/lib /etc/ssl/private; do test -e $f && echo HOST-$f; done; "
+	       "true\",\"privilegedExecution\":true}",
+	       NULL, &s, TIMEOUT);
+	assert_noninteractive(&s, 0);
+	assert_int_equal(caps_within_docker(s.out), 3);
+	assert_non_null(strstr(s.out, "CapAmb:\t0000000000000000"));
+	if (strstr(s.out, "SYSCTL") || strstr(s.out, "MOUNTED") || strstr(s.out, "UNSHARED") || strstr(s.out, "HOST-"))
+		fail_msg("a privileged program got through:\n%s", s.out);
+	seen_free(&s);
+	/* unprivileged: nothing at all, and nothing to regain */
+	run_on(id, "{\"command\":\"grep -e ^Cap -e NoNewPrivs /proc/self/status\"}", NULL, &s, TIMEOUT);
+	assert_noninteractive(&s, 0);
+	assert_non_null(strstr(s.out, "CapPrm:\t0000000000000000"));
+	assert_non_null(strstr(s.out, "CapEff:\t0000000000000000"));
+	assert_non_null(strstr(s.out, "NoNewPrivs:\t1"));
+	seen_free(&s);
+}
+
+/* A 3 GiB write is stopped (no space left, or the writer killed at the memory limit) and the
+ * host's disk does not grow by it. */
+static void test_a_huge_write_does_not_reach_the_host_disk(void **state)
+{
+	(void)state;
+	struct seen s;
+	struct statvfs before, after;
+	char id[128];
+	claim(id);
+	assert_int_equal(statvfs(st.rundir, &before), 0);
+	run_on(id,
+	       "{\"command\":\"head -c 3G /dev/zero > big.bin; echo rc=$?; du -m big.bin\","
+	       "\"privilegedExecution\":true}",
+	       NULL, &s, 60000);
+	assert_int_equal(statvfs(st.rundir, &after), 0);
+	long long grown = ((long long)before.f_bfree - (long long)after.f_bfree) * (long long)before.f_frsize;
+	printf("3 GiB write: %s%s| host disk grew by %lld MiB\n", s.out ? s.out : "", s.ncontrols > 1 ? s.controls[1] : "",
+	       grown / 1048576);
+	assert_true(grown < 64LL * 1024 * 1024);
+	/* either head failed with ENOSPC at the bound, or it (or the whole command) was OOM-killed */
+	int enospc = s.err && strstr(s.err, "No space left on device");
+	int killed = s.out && strstr(s.out, "rc=137");
+	int oom = s.ncontrols > 1 && (strstr(s.controls[1], "OOM") || strstr(s.controls[1], "\"data\":137"));
+	if (!enospc && !killed && !oom)
+		fail_msg("the write was not stopped: out=%s err=%s control=%s", s.out ? s.out : "", s.err ? s.err : "",
+			 s.ncontrols > 1 ? s.controls[1] : "");
+	seen_free(&s);
+	char path[256];
+	snprintf(path, sizeof path, "/runners/%s", id);
+	assert_int_equal(call("DELETE", path, NULL, NULL, 0), 204);
+}
+
+/* networkAccess: true reaches a server outside (in a namespace of this test: no packet leaves the
+ * machine), and still not the host's loopback (Redis); networkAccess: false reaches neither. */
+static void test_network_access_reaches_out_and_not_home(void **state)
+{
+	(void)state;
+	struct h_netns_server srv;
+	if (h_netns_server_start(&srv) < 0)
+		fail_msg("could not make the test's network namespace (ip netns, veth)");
+	char path[64], body[1024], id[128];
+	snprintf(path, sizeof path, "/execution-environments/%d", ENV_NET);
+	assert_true(call("PUT", path,
+			 "{\"prewarmingPoolSize\":1,\"cpuLimit\":100,\"memoryLimit\":256,\"image\":\"img\","
+			 "\"networkAccess\":true,\"exposedPorts\":null}",
+			 NULL, 0) < 300);
+	snprintf(body, sizeof body,
+		 "{\"command\":\"(exec 3<>/dev/tcp/%s/%d && head -1 <&3) 2>/dev/null || echo no-way-out; "
+		 "for h in 127.0.0.1 10.0.2.2; do (exec 3<>/dev/tcp/$h/%d) 2>/dev/null && echo REACHED-$h; done; "
+		 "true\"}",
+		 srv.ip, srv.port, st.redis.port);
+	struct seen s;
+	claim_env(id, ENV_NET, 0);
+	run_on(id, body, NULL, &s, TIMEOUT);
+	assert_noninteractive(&s, 0);
+	if (!strstr(s.out, H_NETNS_GREETING) || strstr(s.out, "REACHED"))
+		fail_msg("with network: %s", s.out);
+	seen_free(&s);
+	claim(id); /* ENV: networkAccess false */
+	run_on(id, body, NULL, &s, TIMEOUT);
+	assert_noninteractive(&s, 0);
+	if (strstr(s.out, H_NETNS_GREETING) || !strstr(s.out, "no-way-out") || strstr(s.out, "REACHED"))
+		fail_msg("without network: %s", s.out);
+	seen_free(&s);
+	assert_int_equal(call("DELETE", path, NULL, NULL, 0), 204);
+	h_netns_server_stop(&srv);
 }
 
 static void test_stdin_is_echoed_by_the_tty(void **state)
@@ -1252,6 +1370,9 @@ int main(void)
 	    cmocka_unit_test(test_interactivestderr_false_merges_stderr),
 	    cmocka_unit_test(test_executions_are_counted_by_outcome),
 	    cmocka_unit_test(test_token_on_the_handshake),
+	    cmocka_unit_test(test_runner_holds_against_a_hostile_program),
+	    cmocka_unit_test(test_a_huge_write_does_not_reach_the_host_disk),
+	    cmocka_unit_test(test_network_access_reaches_out_and_not_home),
 	    cmocka_unit_test(test_memory_limit),
 	    cmocka_unit_test(test_exit_128_after_an_oom_restart),
 	    cmocka_unit_test(test_restart_ends_streams_with_an_error_and_loses_nothing),
