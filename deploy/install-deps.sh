@@ -8,7 +8,7 @@ build-essential pkg-config git
 libfcgi-dev libcurl4-openssl-dev libjson-c-dev libhiredis-dev libcmocka-dev
 libwebsockets-dev libyaml-dev libarchive-dev uuid-dev libseccomp-dev libcap-ng-dev
 redis-server redis-tools lighttpd nginx apache2 bubblewrap slirp4netns spawn-fcgi multiwatch
-curl ca-certificates procps iproute2 valgrind wrk chromium
+curl ca-certificates procps iproute2 python3-minimal valgrind wrk chromium
 clang-14 libclang-rt-14-dev libfuzzer-14-dev
 "
 

@@ -26,44 +26,85 @@ static const struct {
 	int cap;
 	const char *name;
 } docker_caps[] = {
-	{CAP_CHOWN, "CAP_CHOWN"},
-	{CAP_DAC_OVERRIDE, "CAP_DAC_OVERRIDE"},
-	{CAP_FOWNER, "CAP_FOWNER"},
-	{CAP_FSETID, "CAP_FSETID"},
-	{CAP_KILL, "CAP_KILL"},
-	{CAP_SETGID, "CAP_SETGID"},
-	{CAP_SETUID, "CAP_SETUID"},
-	{CAP_SETPCAP, "CAP_SETPCAP"},
-	{CAP_NET_BIND_SERVICE, "CAP_NET_BIND_SERVICE"},
-	{CAP_NET_RAW, "CAP_NET_RAW"},
-	{CAP_SYS_CHROOT, "CAP_SYS_CHROOT"},
-	{CAP_MKNOD, "CAP_MKNOD"},
-	{CAP_AUDIT_WRITE, "CAP_AUDIT_WRITE"},
-	{CAP_SETFCAP, "CAP_SETFCAP"},
+    {CAP_CHOWN, "CAP_CHOWN"},
+    {CAP_DAC_OVERRIDE, "CAP_DAC_OVERRIDE"},
+    {CAP_FOWNER, "CAP_FOWNER"},
+    {CAP_FSETID, "CAP_FSETID"},
+    {CAP_KILL, "CAP_KILL"},
+    {CAP_SETGID, "CAP_SETGID"},
+    {CAP_SETUID, "CAP_SETUID"},
+    {CAP_SETPCAP, "CAP_SETPCAP"},
+    {CAP_NET_BIND_SERVICE, "CAP_NET_BIND_SERVICE"},
+    {CAP_NET_RAW, "CAP_NET_RAW"},
+    {CAP_SYS_CHROOT, "CAP_SYS_CHROOT"},
+    {CAP_MKNOD, "CAP_MKNOD"},
+    {CAP_AUDIT_WRITE, "CAP_AUDIT_WRITE"},
+    {CAP_SETFCAP, "CAP_SETFCAP"},
 };
 #define NCAPS (sizeof docker_caps / sizeof docker_caps[0])
 
 /* Refused with EPERM: what Docker's default profile leaves out of its allow list and a runner
  * could use against the host or its neighbours. */
 static const char *const denied[] = {
-	/* mounts and the root */
-	"mount", "umount", "umount2", "pivot_root", "fsopen", "fsconfig", "fsmount", "fspick", "move_mount",
-	"open_tree", "mount_setattr",
-	/* namespaces (clone is handled by its flags below) */
-	"unshare", "setns",
-	/* the kernel itself */
-	"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "create_module", "reboot",
-	"swapon", "swapoff", "acct", "syslog", "uselib", "nfsservctl", "lookup_dcookie", "quotactl", "quotactl_fd",
-	"ioperm", "iopl", "vm86", "vm86old", "_sysctl", "vhangup",
-	/* keyrings (shared by uid across runners) */
-	"keyctl", "add_key", "request_key",
-	/* large attack surfaces */
-	"bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register",
-	/* file handles bypass the mount namespace */
-	"open_by_handle_at",
-	/* the clock is the host's */
-	"settimeofday", "stime", "clock_settime", "clock_settime64", "clock_adjtime", "clock_adjtime64",
-	"adjtimex",
+    /* mounts and the root */
+    "mount",
+    "umount",
+    "umount2",
+    "pivot_root",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "move_mount",
+    "open_tree",
+    "mount_setattr",
+    /* namespaces (clone is handled by its flags below) */
+    "unshare",
+    "setns",
+    /* the kernel itself */
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "create_module",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "acct",
+    "syslog",
+    "uselib",
+    "nfsservctl",
+    "lookup_dcookie",
+    "quotactl",
+    "quotactl_fd",
+    "ioperm",
+    "iopl",
+    "vm86",
+    "vm86old",
+    "_sysctl",
+    "vhangup",
+    /* keyrings (shared by uid across runners) */
+    "keyctl",
+    "add_key",
+    "request_key",
+    /* large attack surfaces */
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    /* file handles bypass the mount namespace */
+    "open_by_handle_at",
+    /* the clock is the host's */
+    "settimeofday",
+    "stime",
+    "clock_settime",
+    "clock_settime64",
+    "clock_adjtime",
+    "clock_adjtime64",
+    "adjtimex",
 };
 
 static scmp_filter_ctx filter;
@@ -80,11 +121,12 @@ static int add_rules(scmp_filter_ctx f)
 			return rc;
 	}
 	/* clone with any namespace flag: one rule per flag (rules of one call and action are ORed) */
-	static const unsigned long ns_flags[] = {CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,   CLONE_NEWUSER,
-						 CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP, 0x80 /* CLONE_NEWTIME */};
+	static const unsigned long ns_flags[] = {CLONE_NEWNS,     CLONE_NEWUTS, CLONE_NEWIPC,
+	                                         CLONE_NEWUSER,   CLONE_NEWPID, CLONE_NEWNET,
+	                                         CLONE_NEWCGROUP, 0x80 /* CLONE_NEWTIME */};
 	for (size_t i = 0; i < sizeof ns_flags / sizeof ns_flags[0]; i++) {
 		int rc = seccomp_rule_add(f, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
-					  SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]));
+		                          SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]));
 		if (rc < 0)
 			return rc;
 	}
@@ -124,6 +166,24 @@ int confine_init(void)
 	return 0;
 }
 
+void confine_setpriv_argv(const char *setpriv, char **argv)
+{
+	static char bounding[512];
+	if (!bounding[0]) {
+		size_t n = (size_t)snprintf(bounding, sizeof bounding, "-all");
+		for (size_t i = 0; i < NCAPS && n < sizeof bounding; i++)
+			n += (size_t)snprintf(bounding + n, sizeof bounding - n, ",+%s",
+			                      capng_capability_to_name((unsigned)docker_caps[i].cap));
+	}
+	static const char *rest[] = {"--inh-caps", "-all", "--ambient-caps", "-all", "--"};
+	int k = 0;
+	argv[k++] = (char *)setpriv;
+	argv[k++] = "--bounding-set";
+	argv[k++] = bounding;
+	for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
+		argv[k++] = (char *)rest[i];
+}
+
 void confine_bwrap_caps(void (*add)(void *ud, const char *arg), void *ud)
 {
 	add(ud, "--cap-drop");
@@ -149,6 +209,7 @@ int confine_self(void)
 		return -1;
 	capng_clear(CAPNG_SELECT_ALL);
 	for (size_t i = 0; i < NCAPS; i++)
-		capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET, docker_caps[i].cap);
+		capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET,
+		             docker_caps[i].cap);
 	return capng_apply(CAPNG_SELECT_ALL) < 0 ? -1 : 0;
 }

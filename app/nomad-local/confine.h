@@ -24,6 +24,13 @@ int confine_init(void);
  * --cap-drop ALL and --cap-add for each of Docker's capabilities. */
 void confine_bwrap_caps(void (*add)(void *ud, const char *arg), void *ud);
 
+/* The command that runs before a task's own to bound it (bwrap, as real root without a user
+ * namespace, leaves the bounding set whole and puts the capabilities into the ambient set):
+ * setpriv with the bounding set reduced to Docker's and the inheritable and ambient sets
+ * emptied. Fills argv (at least CONFINE_SETPRIV_ARGS slots, pointers to static storage). */
+#define CONFINE_SETPRIV_ARGS 8
+void confine_setpriv_argv(const char *setpriv, char **argv);
+
 /* A fresh descriptor (offset 0) of the compiled filter for bwrap's --seccomp; the caller closes
  * it. -1 on failure. */
 int confine_seccomp_fd(void);

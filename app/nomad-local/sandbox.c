@@ -50,6 +50,7 @@ struct image {
 	char root[1100];
 	char passwd[1200], group[1200];
 	int has_setuser;
+	char setpriv[32]; /* where the root has setpriv, "" if it has none */
 	uid_t uid;
 	gid_t gid;
 	struct buf args; /* NUL-separated bwrap arguments for the root file system */
@@ -141,7 +142,8 @@ static const struct {
 	int user_owned;
 } rw_dirs[] = {
 	{"/workspace", "workspace", 0755, 1}, {"/tmp", "tmp", 01777, 0},	   {"/alloc", "alloc", 0777, 0},
-	{"/local", "local", 0777, 0},	      {"/secrets", "secrets", 0777, 0}, {NULL, NULL, 0, 0},
+	{"/local", "local", 0777, 0},	      {"/secrets", "secrets", 0777, 0}, {"/dev/shm", "shm", 01777, 0},
+	{NULL, NULL, 0, 0},
 };
 
 /* In a child inside the sandbox's mount namespace and root: the tmpfs goes on /tmp first, its
@@ -630,6 +632,16 @@ static int build_image(struct image *im)
 	int sbin_done = 0;
 	snprintf(p, sizeof p, "%s/sbin/setuser", r);
 	im->has_setuser = access(p, X_OK) == 0;
+	static const char *setprivs[] = {"/usr/bin/setpriv", "/bin/setpriv", NULL};
+	for (int i = 0; setprivs[i] && !im->setpriv[0]; i++) {
+		snprintf(p, sizeof p, "%s%s", r, setprivs[i]);
+		if (access(p, X_OK) == 0)
+			snprintf(im->setpriv, sizeof im->setpriv, "%s", setprivs[i]);
+	}
+	if (!im->setpriv[0])
+		log_warn("the image has no setpriv: its tasks keep a whole bounding set (their permitted "
+			 "capabilities are still Docker's, and no_new_privs keeps them there)",
+			 "root", im->root);
 	while ((de = readdir(d))) {
 		const char *n = de->d_name;
 		if (n[0] == '.')
@@ -1247,6 +1259,10 @@ int sandbox_start(struct sandbox *sb, const struct sandbox_cfg *cfg, const struc
 		args_add(&args, "--dir");
 		args_add(&args, rw_dirs[i].path);
 	}
+	/* bwrap's /dev is a tmpfs of half the host's memory: read-only, like the root (its devices
+	 * still work; /dev/shm and /dev/pts are mounts of their own) */
+	args_add(&args, "--remount-ro");
+	args_add(&args, "/dev");
 	confine_bwrap_caps(args_add_cb, &args);
 	args_add(&args, "--seccomp");
 	args_add(&args, "6");
@@ -1285,7 +1301,7 @@ int sandbox_start(struct sandbox *sb, const struct sandbox_cfg *cfg, const struc
 	int nargv = 0;
 	while (cfg->argv[nargv])
 		nargv++;
-	char **argv = calloc((size_t)nargv + 12, sizeof *argv);
+	char **argv = calloc((size_t)nargv + 12 + CONFINE_SETPRIV_ARGS, sizeof *argv);
 	if (!argv) {
 		close(argfd);
 		close(info[0]);
@@ -1303,6 +1319,10 @@ int sandbox_start(struct sandbox *sb, const struct sandbox_cfg *cfg, const struc
 	argv[k++] = "--json-status-fd";
 	argv[k++] = "4";
 	argv[k++] = "--";
+	if (im->setpriv[0]) {
+		confine_setpriv_argv(im->setpriv, argv + k);
+		k += CONFINE_SETPRIV_ARGS;
+	}
 	for (int i = 0; i < nargv; i++)
 		argv[k++] = cfg->argv[i];
 	argv[k] = NULL;

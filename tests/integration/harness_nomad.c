@@ -92,7 +92,7 @@ static int spawn_agent(struct h_nomad *n)
 	char bin[PATH_MAX], port[16];
 	snprintf(bin, sizeof bin, "%s/nomad-local", h_bin_dir());
 	snprintf(port, sizeof port, "%d", n->port);
-	char *argv[14];
+	char *argv[32];
 	int k = 0;
 	argv[k++] = bin;
 	argv[k++] = "-port";
@@ -111,6 +111,8 @@ static int spawn_agent(struct h_nomad *n)
 		argv[k++] = "-log-level";
 		argv[k++] = "debug";
 	}
+	for (int i = 0; n->args && n->args[i] && k < 31; i++)
+		argv[k++] = (char *)n->args[i];
 	argv[k] = NULL;
 	n->pid = h_spawn(argv, NULL, n->log);
 	if (n->pid < 0 || h_wait_port(n->port, 10000) < 0) {
@@ -122,7 +124,13 @@ static int spawn_agent(struct h_nomad *n)
 
 int h_nomad_start_images(struct h_nomad *n, const char *token, const char *images)
 {
+	return h_nomad_start_args(n, token, images, NULL);
+}
+
+int h_nomad_start_args(struct h_nomad *n, const char *token, const char *images, const char *const *args)
+{
 	memset(n, 0, sizeof *n);
+	n->args = args;
 	n->port = h_free_port();
 	snprintf(n->url, sizeof n->url, "http://127.0.0.1:%d", n->port);
 	snprintf(n->state, sizeof n->state, "%s/nomad-%d", h_tmpdir(), n->port);

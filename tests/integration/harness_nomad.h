@@ -22,12 +22,15 @@ struct h_nomad {
 	char images[512]; /* images directory, "" for the host root */
 	char token[128];  /* ACL token, "" for none */
 	char log[600];    /* the agent's log file */
+	const char *const *args; /* more flags (e.g. "-disk-mb", "64"), NULL-terminated; kept for restarts */
 };
 
 /* Starts nomad-local (token NULL or "": ACLs disabled). 0 or -1. */
 int h_nomad_start(struct h_nomad *n, const char *token);
 /* Same with an images directory (NULL: none). */
 int h_nomad_start_images(struct h_nomad *n, const char *token, const char *images);
+/* Same with more flags (args NULL-terminated, static storage: restarts pass them again). */
+int h_nomad_start_args(struct h_nomad *n, const char *token, const char *images, const char *const *args);
 /* SIGTERM and wait; the sandboxes keep running. Returns the exit status. */
 int h_nomad_stop(struct h_nomad *n);
 /* Starts the agent again on the same port and state directory. 0 or -1. */
