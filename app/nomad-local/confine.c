@@ -1,8 +1,8 @@
 /* confine: see confine.h.
  *
- * The filter is built once with libseccomp and kept: the agent exports it for bwrap (a memfd
- * reopened per sandbox, so each bwrap reads it from the start) and an exec child loads the same
- * context. Calls that an architecture lacks are skipped. Besides the native architecture the
+ * The filter is built and compiled once with libseccomp: the agent exports the program for bwrap
+ * (a memfd reopened per sandbox, so each bwrap reads it from the start) and keeps a copy that an
+ * exec child installs as it is (compiling it again in every child cost milliseconds per exec). Calls that an architecture lacks are skipped. Besides the native architecture the
  * filter covers the 32-bit x86 and x32 entry points of an x86-64 kernel, so that `int 0x80` is no
  * way around it. The agent never loads the filter itself: a refused call fails in the runner with
  * EPERM and leaves the agent alone.
@@ -16,7 +16,11 @@
 #include <seccomp.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -109,6 +113,7 @@ static const char *const denied[] = {
 
 static scmp_filter_ctx filter;
 static int bpf_memfd = -1;
+static struct sock_fprog bpf; /* the compiled program, for exec children */
 
 static int add_rules(scmp_filter_ctx f)
 {
@@ -163,6 +168,13 @@ int confine_init(void)
 		log_error("seccomp filter not exported", "error", strerror(rc < 0 ? -rc : errno));
 		return -1;
 	}
+	off_t len = lseek(bpf_memfd, 0, SEEK_END);
+	bpf.filter = len > 0 ? malloc((size_t)len) : NULL;
+	if (!bpf.filter || pread(bpf_memfd, bpf.filter, (size_t)len, 0) != len) {
+		log_error("seccomp filter not read back");
+		return -1;
+	}
+	bpf.len = (unsigned short)(len / (off_t)sizeof bpf.filter[0]);
 	return 0;
 }
 
@@ -205,7 +217,9 @@ int confine_seccomp_fd(void)
 
 int confine_self(void)
 {
-	if (seccomp_load(filter) < 0)
+	/* the child still holds CAP_SYS_ADMIN, so no no_new_privs is needed (as with libseccomp's
+	 * SCMP_FLTATR_CTL_NNP off above) */
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &bpf) < 0)
 		return -1;
 	capng_clear(CAPNG_SELECT_ALL);
 	for (size_t i = 0; i < NCAPS; i++)

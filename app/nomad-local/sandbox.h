@@ -115,6 +115,9 @@ void sandbox_kill(struct sandbox *sb);
 void sandbox_signal_task(struct sandbox *sb, int sig);
 /* Releases fds, watches and the cgroup (call after exited, or to forget an adopted one). */
 void sandbox_release(struct sandbox *sb);
+/* Periodic housekeeping (the scheduler's GC tick): removes cgroups that were still busy when
+ * their sandbox ended. */
+void sandbox_gc(void);
 /* Current OOM kill count of the sandbox's cgroup (-1 unknown). */
 long long sandbox_oom_count(struct sandbox *sb);
 

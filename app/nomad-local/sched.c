@@ -482,6 +482,7 @@ static void on_gc(struct loop_timer *t)
 			i++;
 		}
 	}
+	sandbox_gc();
 	loop_timer_start(t, SCHED_GC_INTERVAL_MS);
 }
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <ftw.h>
 #include <stdarg.h>
@@ -467,6 +468,46 @@ int rm_rf(const char *path)
 		return errno == ENOENT ? 0 : -1;
 	nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 	return lstat(path, &st) < 0 ? 0 : -1;
+}
+
+static char copy_dst[PATH_MAX];
+static size_t copy_src_len;
+static int copy_failed;
+
+static int copy_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)ftw;
+	char to[PATH_MAX * 2];
+	snprintf(to, sizeof to, "%s%s", copy_dst, path + copy_src_len);
+	if (flag == FTW_D) {
+		if (mkdir(to, st->st_mode & 07777) < 0)
+			copy_failed = 1;
+	} else if (flag == FTW_SL) {
+		char target[PATH_MAX];
+		ssize_t n = readlink(path, target, sizeof target - 1);
+		if (n < 0 || (target[n] = '\0', symlink(target, to) < 0))
+			copy_failed = 1;
+	} else if (flag == FTW_F && S_ISREG(st->st_mode)) {
+		size_t len = 0;
+		char *data = read_file(path, 64 << 20, &len);
+		int fd = data ? open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st->st_mode & 07777) : -1;
+		if (fd < 0 || write(fd, data, len) != (ssize_t)len)
+			copy_failed = 1;
+		if (fd >= 0)
+			close(fd);
+		free(data);
+	} /* unreadable directories, devices, sockets and fifos are left out */
+	return 0;
+}
+
+int copy_tree(const char *src, const char *dst)
+{
+	snprintf(copy_dst, sizeof copy_dst, "%s", dst);
+	copy_src_len = strlen(src);
+	copy_failed = 0;
+	if (nftw(src, copy_entry, 32, FTW_PHYS) < 0)
+		return -1;
+	return copy_failed ? -1 : 0;
 }
 
 int write_str(const char *path, const char *s)

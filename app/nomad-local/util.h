@@ -51,6 +51,9 @@ char *read_file(const char *path, size_t max, size_t *len_out);
 int mkdir_p(const char *path, mode_t mode);
 /* Removes a tree without following symlinks and without crossing mount points. */
 int rm_rf(const char *path);
+/* Copies the tree at src (a file, a symlink or a directory, not following symlinks) to dst,
+ * which must not exist; modes are kept, owners are root's. 0 or -1. */
+int copy_tree(const char *src, const char *dst);
 /* Writes a short string to an existing file (cgroup and proc knobs). 0 or -1. */
 int write_str(const char *path, const char *s);
 
