@@ -341,7 +341,7 @@ static void test_download_edges(void **state)
 	char h[64];
 	assert_false(h_header(&r, "Content-Disposition", h, sizeof h));
 	h_resp_free(&r);
-	assert_int_equal(download(id, "%2Fetc%2Fhostname", 1, &r), 200);
+	assert_int_equal(download(id, "%2Fetc%2Fos-release", 1, &r), 200);
 	h_resp_free(&r);
 	assert_int_equal(status("GET", (snprintf(h, sizeof h, "/runners/%s/files/raw", id), h), NULL), 424);
 	/* a quote in the name cannot break the header */
