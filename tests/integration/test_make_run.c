@@ -156,6 +156,25 @@ static const char *runsh_output(const struct runsh *r)
 	return out;
 }
 
+/* Only run.sh's own lines ("run: ...") of its output. */
+static const char *runsh_lines(const struct runsh *r)
+{
+	static char lines[8192];
+	const char *out = runsh_output(r);
+	size_t n = 0;
+	lines[0] = '\0';
+	for (const char *p = out; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) + 1 : strlen(p);
+		if (!strncmp(p, "run: ", 5) && n + len < sizeof lines) {
+			memcpy(lines + n, p, len);
+			lines[n += len] = '\0';
+		}
+		p += len;
+	}
+	return lines;
+}
+
 static void reap_orphans(const struct runsh *r);
 
 /* Waits up to ms for run.sh to exit, without reaping it (its group id stays unused until
@@ -1078,7 +1097,9 @@ static void test_ctrl_c_stops_everything_run_sh_started(void **state)
 		}
 	const char *out = runsh_output(&stack);
 	CHECK(status >= 0, "run.sh still runs %d ms after SIGINT:\n%s", STOP_MS, out);
-	CHECK(!left[0], "still running after run.sh exited (of %d descendants):%s", n, left);
+	CHECK(!left[0], "still running after run.sh exited %lld ms after SIGINT with status 0x%x (of %d "
+			"descendants):%s\nrun.sh said:\n%s",
+	      ms, status, n, left, runsh_lines(&stack));
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "run.sh exited with status 0x%x:\n%s", status,
 	      out);
 	print_message("  %d processes (%d bwrap) stopped in %lld ms\n", n, sandboxes, ms);
