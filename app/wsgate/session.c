@@ -56,7 +56,7 @@ struct session {
 	char runner[MODEL_RUNNER_ID_MAX];
 	char exec_id[GATE_EXEC_ID_MAX];
 	char alloc[64];
-	char fifo[PATH_MAX_TMP], script[PATH_MAX_TMP];
+	char dir[PATH_MAX_TMP]; /* the execution's directory in the runner (FIFO, script) */
 	struct execution_request req;
 	long long start_ms;    /* Redis time at the start (for the OOM mark) */
 	long long deadline_ms; /* the runner's inactivity deadline as last seen, 0 = none */
@@ -655,7 +655,7 @@ static void fail_start(struct session *s)
 /* Starts the script writer for a line too long for an exec request (docs/wsgate.md). */
 static void start_script_writer(struct session *s)
 {
-	char *w = cmd_exec_write_script(s->script);
+	char *w = cmd_exec_write_script(s->dir);
 	s->use_script = 1;
 	s->script_body = cmd_exec_script(&s->req, &s->script_len);
 	if (!w || !s->script_body || !open_exec(s, ROLE_PREP, w, 0)) {
@@ -670,8 +670,8 @@ static void start_script_writer(struct session *s)
 /* Starts the program and its stderr reader (once the script is written, for a long line). */
 static void start_program(struct session *s)
 {
-	const char *fifo = s->g->cfg.server.interactivestderr ? s->fifo : NULL;
-	char *line = cmd_exec_main(&s->req, fifo, s->use_script ? s->script : NULL);
+	int split = s->g->cfg.server.interactivestderr;
+	char *line = cmd_exec_main(&s->req, s->dir, split, s->use_script);
 	if (line && !s->use_script && !fits(s, line)) {
 		free(line);
 		start_script_writer(s);
@@ -682,8 +682,8 @@ static void start_program(struct session *s)
 		fail_start(s);
 		return;
 	}
-	if (fifo) {
-		char *r = cmd_exec_stderr(fifo);
+	if (split) {
+		char *r = cmd_exec_stderr(s->dir);
 		s->x_err_used = 1;
 		if (!r || !open_exec(s, ROLE_ERR, r, 1)) {
 			free(r);
@@ -720,8 +720,7 @@ struct session *session_new(struct gate *g, struct lws *wsi, const char *runner_
 	snprintf(s->runner, sizeof s->runner, "%s", runner_id);
 	snprintf(s->exec_id, sizeof s->exec_id, "%s", exec_id);
 	snprintf(s->alloc, sizeof s->alloc, "%s", alloc_id);
-	snprintf(s->fifo, sizeof s->fifo, CMD_EXEC_TMP_PREFIX "%s.stderr.fifo", exec_id);
-	snprintf(s->script, sizeof s->script, CMD_EXEC_TMP_PREFIX "%s.sh", exec_id);
+	snprintf(s->dir, sizeof s->dir, CMD_EXEC_TMP_PREFIX "%s", exec_id);
 	lws_set_opaque_user_data(wsi, s);
 	return s;
 }
@@ -844,8 +843,8 @@ void session_on_client_gone(struct session *s)
 
 /* ---- leftovers ----------------------------------------------------------------------------- */
 
-/* After an execution that did not end cleanly (cancelled, failed, stderr stopped), its FIFO or
- * script may be left in the runner's /tmp: a shell killed by a signal it could not trap, a side
+/* After an execution that did not end cleanly (cancelled, failed, stderr stopped), its directory
+ * (FIFO, script) may be left in the runner's /tmp: a shell killed by a signal it could not trap, a side
  * that never started. One non-tty exec removes them (WS-14); it outlives the session. */
 static void sweep_closed(void *ud)
 {
@@ -856,7 +855,7 @@ static void sweep_leftovers(struct session *s)
 {
 	struct perr e;
 	static const struct nomad_exec_callbacks cbs = {.on_closed = sweep_closed};
-	char *line = cmd_exec_sweep(s->x_err_used ? s->fifo : NULL, s->use_script ? s->script : NULL);
+	char *line = s->x_err_used || s->use_script ? cmd_exec_sweep(s->dir) : NULL;
 	if (!line)
 		return;
 	const char *argv[] = {"/bin/bash", "-c", line, NULL};

@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libwebsockets.h>
 #include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -1030,4 +1031,31 @@ struct store *h_stack_store(const struct h_stack *s)
 	struct config c;
 	h_stack_config(s, &c);
 	return store_open(&c);
+}
+
+char *h_base64(const void *data, size_t len)
+{
+	size_t cap = 4 * ((len + 2) / 3) + 8; /* lws wants room beyond the last quantum */
+	char *out = malloc(cap);
+	if (out && lws_b64_encode_string(data, (int)len, out, (int)cap) < 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+long h_copy_file(const struct h_stack *s, const char *runner, const char *path, const void *data, size_t len)
+{
+	char *enc = h_base64(data, len), p[512];
+	size_t cap = (enc ? strlen(enc) : 0) + strlen(path) + 64;
+	char *body = malloc(cap);
+	long status = -1;
+	if (enc && body) {
+		snprintf(body, cap, "{\"copy\":[{\"path\":\"%s\",\"content\":\"%s\"}]}", path, enc);
+		snprintf(p, sizeof p, "/runners/%s/files", runner);
+		status = h_api(s, "PATCH", p, body, NULL, 0);
+	}
+	free(enc);
+	free(body);
+	return status;
 }

@@ -140,6 +140,11 @@ void h_resp_free(struct h_resp *r);
 /* method on s->base + path (e.g. "/runners") with an optional body; the response body is copied
  * into out (when not NULL, truncated to cap). Returns the status, or -1 on transport failure. */
 long h_api(const struct h_stack *s, const char *method, const char *path, const char *body, char *out, size_t cap);
+/* data as base64 (libwebsockets' encoder), as CodeOcean sends file contents; malloc'd, NULL on
+ * failure. */
+char *h_base64(const void *data, size_t len);
+/* Copies one file into the runner through PATCH /runners/<id>/files; returns the status. */
+long h_copy_file(const struct h_stack *s, const char *runner, const char *path, const void *data, size_t len);
 /* Value of a response header (case-insensitive), copied into out; 1 if found. */
 int h_header(const struct h_resp *r, const char *name, char *out, size_t cap);
 
