@@ -312,6 +312,8 @@ static void on_grace(lws_sorted_usec_list_t *sul)
 
 /* Stops the program: 0x1C on its tty (SIGQUIT), and its runner is destroyed if the program is
  * still there GATE_GRACE_MS later (WS-19, WS-25). */
+static void sweep_leftovers(struct session *s);
+
 static void cancel_program(struct session *s, int with_grace)
 {
 	if (s->cancelling)
@@ -324,6 +326,12 @@ static void cancel_program(struct session *s, int with_grace)
 	if (!s->main_started || s->main_ended || !s->x[ROLE_MAIN])
 		return;
 	nomad_exec_write_stdin(s->x[ROLE_MAIN], QUIT_BYTE, 1);
+	/* A shell still at the rendezvous may not have its traps yet, and bash ignores SIGQUIT until
+	 * it has one: that QUIT is lost, and with its reader gone the shell would wait in the FIFO's
+	 * open until the grace ran out and the runner was destroyed (client close storms did that).
+	 * The sweep's TERM reaches exactly the shells still waiting there, nothing that runs already. */
+	if (s->x_err_used || s->use_script)
+		sweep_leftovers(s);
 	if (with_grace)
 		schedule(s, &s->sul_grace, on_grace, GATE_GRACE_MS);
 }
