@@ -1,7 +1,14 @@
 /* portfwd: see portfwd.h. One listener per port; each accepted connection becomes a pair of
  * sockets relayed with two bounded buffers. The sandbox-side socket is created while the agent
  * is temporarily inside the sandbox's network namespace (the loop is single-threaded, so
- * nothing else runs meanwhile). */
+ * nothing else runs meanwhile).
+ *
+ * The loop is level-triggered, so a side is registered for exactly what it can act on now:
+ * EPOLLIN while its buffer has room and it has not reached EOF, EPOLLOUT while the other side
+ * has data for it. A side that needs neither (it reached EOF and has nothing to receive, e.g. a
+ * half-closed connection whose other end stays idle) is taken off the loop altogether, because
+ * epoll reports EPOLLHUP whatever the mask: a condition nobody consumes would wake the loop at
+ * once, forever. */
 #include "portfwd.h"
 
 #include <arpa/inet.h>
@@ -30,7 +37,8 @@ struct pf_listener {
 };
 
 struct pf_side {
-	struct loop_watch w;
+	struct loop_watch w; /* registered only while this side needs an event (w.fd -1 otherwise) */
+	int fd;
 	char buf[PORTFWD_BUF];
 	size_t len, off; /* data read from this side, waiting to go to the other */
 	int eof;
@@ -83,10 +91,10 @@ static void conn_close(struct pf_conn *c)
 		return;
 	c->closed = 1;
 	for (int i = 0; i < 2; i++) {
-		int fd = c->s[i].w.fd;
 		loop_unwatch(&c->s[i].w);
-		if (fd >= 0)
-			close(fd);
+		if (c->s[i].fd >= 0)
+			close(c->s[i].fd);
+		c->s[i].fd = -1;
 	}
 	struct pf_conn **pp;
 	for (pp = &c->l->conns; *pp; pp = &(*pp)->next)
@@ -97,16 +105,23 @@ static void conn_close(struct pf_conn *c)
 	loop_defer_free(conn_free, c);
 }
 
+static void on_side(struct loop_watch *w, uint32_t events);
+
 static void conn_update(struct pf_conn *c)
 {
 	for (int i = 0; i < 2 && !c->closed; i++) {
 		struct pf_side *me = &c->s[i], *other = &c->s[1 - i];
-		uint32_t ev = EPOLLRDHUP;
+		uint32_t ev = 0;
 		if (me->len < PORTFWD_BUF && !me->eof && (i == 0 || c->connected))
-			ev |= EPOLLIN;
+			ev |= EPOLLIN; /* EOF shows as readable: no EPOLLRDHUP needed */
 		if (other->len > other->off || (i == 1 && !c->connected))
 			ev |= EPOLLOUT;
-		loop_rewatch(&me->w, ev);
+		if (!ev)
+			loop_unwatch(&me->w);
+		else if (me->w.fd >= 0)
+			loop_rewatch(&me->w, ev);
+		else if (loop_watch(&me->w, me->fd, ev, on_side, c) < 0)
+			conn_close(c);
 	}
 }
 
@@ -118,7 +133,7 @@ static void on_side(struct loop_watch *w, uint32_t events)
 	if (i == 1 && !c->connected && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
 		int err = 0;
 		socklen_t el = sizeof err;
-		getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+		getsockopt(me->fd, SOL_SOCKET, SO_ERROR, &err, &el);
 		if (err) {
 			conn_close(c);
 			return;
@@ -127,7 +142,7 @@ static void on_side(struct loop_watch *w, uint32_t events)
 	}
 	if (events & EPOLLOUT) {
 		while (other->len > other->off) {
-			ssize_t n = send(w->fd, other->buf + other->off, other->len - other->off, MSG_NOSIGNAL);
+			ssize_t n = send(me->fd, other->buf + other->off, other->len - other->off, MSG_NOSIGNAL);
 			if (n < 0) {
 				if (errno == EAGAIN)
 					break;
@@ -139,17 +154,17 @@ static void on_side(struct loop_watch *w, uint32_t events)
 		if (other->off == other->len) {
 			other->off = other->len = 0;
 			if (other->eof)
-				shutdown(w->fd, SHUT_WR);
+				shutdown(me->fd, SHUT_WR);
 		}
 	}
 	if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) && me->len < PORTFWD_BUF && !me->eof) {
-		ssize_t n = recv(w->fd, me->buf + me->len, PORTFWD_BUF - me->len, 0);
+		ssize_t n = recv(me->fd, me->buf + me->len, PORTFWD_BUF - me->len, 0);
 		if (n > 0) {
 			me->len += (size_t)n;
 		} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
 			me->eof = 1;
-			if (me->len == 0 && c->s[1 - i].w.fd >= 0)
-				shutdown(c->s[1 - i].w.fd, SHUT_WR);
+			if (me->len == 0 && other->fd >= 0)
+				shutdown(other->fd, SHUT_WR);
 		}
 	}
 	if (events & EPOLLERR) {
@@ -198,8 +213,10 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 		c->l = l;
 		c->next = l->conns;
 		l->conns = c;
-		loop_watch(&c->s[0].w, cfd, EPOLLIN | EPOLLRDHUP, on_side, c);
-		loop_watch(&c->s[1].w, sfd, EPOLLOUT | EPOLLRDHUP, on_side, c);
+		c->s[0].fd = cfd;
+		c->s[1].fd = sfd;
+		c->s[0].w.fd = c->s[1].w.fd = -1;
+		conn_update(c); /* the client readable, the sandbox side until connected */
 	}
 }
 
