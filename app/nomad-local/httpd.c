@@ -36,6 +36,7 @@ struct http_conn {
 	struct buf out;
 	size_t out_off;
 	int closing, closed, paused, keepalive;
+	int rd_eof; /* the peer half-closed: only answers left to flush */
 	char peer[64];
 	void (*close_cb)(struct http_conn *, void *);
 	void *close_arg;
@@ -185,13 +186,16 @@ size_t http_out_pending(const struct http_conn *c) { return c->out.len - c->out_
 
 const char *http_peer(const struct http_conn *c) { return c->peer; }
 
+/* Level-triggered: only what the connection acts on now. Paused, it reads nothing (an EOF or
+ * EPOLLRDHUP waits until it resumes); after the peer's EOF there is nothing more to read. Either
+ * kept in the mask, the peer's FIN would wake the loop at once, forever. */
 static void conn_update_events(struct http_conn *c)
 {
 	if (c->closed)
 		return;
-	uint32_t ev = EPOLLRDHUP;
-	if (!c->paused)
-		ev |= EPOLLIN;
+	uint32_t ev = 0;
+	if (!c->paused && !c->rd_eof)
+		ev |= EPOLLIN | EPOLLRDHUP;
 	if (c->out.len > c->out_off)
 		ev |= EPOLLOUT;
 	loop_rewatch(&c->w, ev);
@@ -706,7 +710,8 @@ static void on_conn_event(struct loop_watch *w, uint32_t events)
 		conn_flush(c);
 	if (c->closed)
 		return;
-	if (events & EPOLLERR) {
+	if ((events & EPOLLERR) || ((events & EPOLLHUP) && (c->paused || c->rd_eof))) {
+		/* EPOLLHUP cannot be masked: gone both ways, so nothing can be answered either */
 		http_close(c);
 		return;
 	}
@@ -729,10 +734,13 @@ static void on_conn_event(struct loop_watch *w, uint32_t events)
 			if (n == 0) {
 				/* peer closed: finish what it sent, then drop the connection */
 				conn_process(c);
-				if (!c->closed && c->mode == MODE_HTTP && c->out.len > c->out_off)
+				if (!c->closed && c->mode == MODE_HTTP && c->out.len > c->out_off) {
 					c->closing = 1;
-				else
+					c->rd_eof = 1;
+					conn_update_events(c);
+				} else {
 					http_close(c);
+				}
 				return;
 			}
 			if (c->mode == MODE_STREAM)

@@ -5,7 +5,9 @@
  * data still flows:
  *
  *   - a forwarded port (a group network) whose connection one side half-closes while the other
- *     stays idle, in both directions. */
+ *     stays idle, in both directions;
+ *   - API connections half-closed by the client: an exec WebSocket paused for back-pressure, and
+ *     pipelined requests whose answers are never read. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -297,10 +299,213 @@ static void test_half_closed_forwarded_connection_does_not_spin(void **state)
 		fail_msg("%s", why);
 }
 
+/* ---- exec over the WebSocket, and the API's own connections ---- */
+
+static void b64enc(const unsigned char *in, size_t n, char *out)
+{
+	static const char *t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) |
+		             (i + 2 < n ? in[i + 2] : 0);
+		out[o++] = t[v >> 18 & 63];
+		out[o++] = t[v >> 12 & 63];
+		out[o++] = i + 1 < n ? t[v >> 6 & 63] : '=';
+		out[o++] = i + 2 < n ? t[v & 63] : '=';
+	}
+	out[o] = '\0';
+}
+
+static size_t b64dec(const char *in, char *out)
+{
+	size_t o = 0;
+	unsigned v = 0;
+	int bits = 0;
+	for (; *in && *in != '='; in++) {
+		const char *t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+		const char *q = strchr(t, *in);
+		if (!q)
+			continue;
+		v = v << 6 | (unsigned)(q - t);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (char)(v >> bits & 0xff);
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* An exec session over the WebSocket: sends stdin frames, collects stdout. */
+struct exec_ws {
+	struct h_ws w;
+	char out[65536];
+	size_t out_len;
+	int exited, exit_code;
+};
+
+/* Runs `sh -c script`, on a tty or on pipes. */
+static void exec_open(struct exec_ws *t, struct h_nomad *n, const char *alloc, const char *script, int tty)
+{
+	char path[4096], esc[3000];
+	size_t o = 0;
+	json_object *a = json_object_new_array();
+	json_object_array_add(a, json_object_new_string("/bin/sh"));
+	json_object_array_add(a, json_object_new_string("-c"));
+	json_object_array_add(a, json_object_new_string(script));
+	for (const unsigned char *p =
+	         (const unsigned char *)json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN);
+	     *p && o + 4 < sizeof esc; p++)
+		o += (size_t)snprintf(esc + o, 4, "%%%02X", *p);
+	json_object_put(a);
+	snprintf(path, sizeof path, "/v1/client/allocation/%s/exec?command=%s&task=default-task&tty=%s",
+	         alloc, esc, tty ? "true" : "false");
+	memset(t, 0, sizeof *t);
+	assert_int_equal(h_ws_connect(&t->w, n->port, path, NULL, NULL, 0), 101);
+}
+
+/* Reads frames until stdout contains want (1), the session ends or timeout_ms pass (0). */
+static int exec_wait_for(struct exec_ws *t, const char *want, int timeout_ms)
+{
+	long long end = h_now_ms() + timeout_ms;
+	while (!strstr(t->out, want)) {
+		long long left = end - h_now_ms();
+		char *p;
+		size_t len;
+		if (left <= 0)
+			return 0;
+		int op = h_ws_recv(&t->w, (int)left, &p, &len);
+		if (op != 1) {
+			free(p);
+			return 0;
+		}
+		json_object *o = json_tokener_parse(p), *s, *d, *v;
+		if (o && json_object_object_get_ex(o, "stdout", &s) &&
+		    json_object_object_get_ex(s, "data", &d)) {
+			char raw[2048];
+			size_t rl = b64dec(json_object_get_string(d), raw);
+			if (t->out_len + rl < sizeof t->out) {
+				memcpy(t->out + t->out_len, raw, rl);
+				t->out_len += rl;
+				t->out[t->out_len] = '\0';
+			}
+		}
+		if (o && json_object_object_get_ex(o, "exited", &v)) {
+			t->exited = 1;
+			json_object *r, *ec;
+			if (json_object_object_get_ex(o, "result", &r) &&
+			    json_object_object_get_ex(r, "exit_code", &ec))
+				t->exit_code = json_object_get_int(ec);
+		}
+		json_object_put(o);
+		free(p);
+	}
+	return 1;
+}
+
+/* Sends total bytes of c as stdin frames of at most frame bytes each. */
+static void exec_send_stdin(struct exec_ws *t, char c, size_t total, size_t frame)
+{
+	unsigned char *raw = malloc(frame);
+	char *b64 = malloc(frame * 4 / 3 + 8), *msg = malloc(frame * 4 / 3 + 64);
+	memset(raw, (unsigned char)c, frame);
+	for (size_t sent = 0; sent < total; sent += frame) {
+		size_t n = total - sent < frame ? total - sent : frame;
+		b64enc(raw, n, b64);
+		snprintf(msg, frame * 4 / 3 + 64, "{\"stdin\":{\"data\":\"%s\"}}", b64);
+		assert_int_equal(h_ws_send_text(&t->w, msg), 0);
+	}
+	free(raw);
+	free(b64);
+	free(msg);
+}
+
+/* The status of GET path on port (HTTP/1.0, the server closes), 0 without an answer in 2 s. */
+static int http_status(int port, const char *path)
+{
+	char req[512], *data = NULL;
+	int status = 0;
+	int fd = connect_to(port);
+	if (fd < 0)
+		return 0;
+	int n = snprintf(req, sizeof req,
+	                 "GET %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path, port);
+	if (send_all(fd, req, (size_t)n) == 0) {
+		recv_to_eof(fd, 2000, &data);
+		if (data && sscanf(data, "HTTP/1.%*d %d", &status) != 1)
+			status = 0;
+	}
+	free(data);
+	close(fd);
+	return status;
+}
+
+static int nomad_answers(void *arg)
+{
+	struct h_nomad *n = arg;
+	return http_status(n->port, "/v1/status/leader") == 200;
+}
+
+/* The API's clients may half-close too: a WebSocket client whose stdin the program does not
+ * read (the connection is paused for back-pressure), and a client that pipelines requests and
+ * half-closes without reading the answers (the connection waits to flush them). The agent kept
+ * asking for EPOLLRDHUP / EPOLLIN after that EOF and spun until the connection ended. */
+static void test_half_closed_api_connections_do_not_spin(void **state)
+{
+	(void)state;
+	struct h_nomad n;
+	char alloc[64], why[2048] = "";
+	assert_int_equal(h_nomad_start(&n, NULL), 0);
+	run_job(&n, "spin-api-halfclose", "", alloc);
+
+	/* 1: exec stdin beyond EXEC_STDIN_MAX (1 MiB) to a program that does not read it, then EOF;
+	 * little enough beyond it that the socket holds the rest and the FIN arrives */
+	struct exec_ws t;
+	exec_open(&t, &n, alloc, "echo READY; exec sleep 30", 0);
+	assert_true(exec_wait_for(&t, "READY\n", TIMEOUT_MS));
+	exec_send_stdin(&t, 'a', 1200 * 1024, 65536);
+	shutdown(t.w.fd, SHUT_WR);
+	h_sleep_ms(300);
+	long long cpu = idle_cpu_ms(n.pid);
+	printf("exec WebSocket paused and half-closed: agent CPU %lld ms in %d ms\n", cpu, IDLE_MS);
+	if (cpu > IDLE_CPU_MAX_MS)
+		why_add(why, sizeof why, "exec WebSocket paused and half-closed: %lld ms of CPU in %d ms; ",
+		        cpu, IDLE_MS);
+	h_ws_close(&t.w);
+
+	/* 2: pipelined requests, half-closed, answers never read */
+	int fd = connect_to(n.port);
+	assert_true(fd >= 0);
+	static const char one[] = "GET /v1/agent/self HTTP/1.1\r\nHost: x\r\n\r\n";
+	size_t count = 50000, len = (sizeof one - 1) * count;
+	char *reqs = malloc(len);
+	for (size_t i = 0; i < count; i++)
+		memcpy(reqs + i * (sizeof one - 1), one, sizeof one - 1);
+	assert_int_equal(send_all(fd, reqs, len), 0);
+	free(reqs);
+	shutdown(fd, SHUT_WR);
+	h_sleep_ms(1500); /* all answered: about 15 MB, more than the sockets hold */
+	cpu = idle_cpu_ms(n.pid);
+	printf("pipelined requests half-closed, answers unread: agent CPU %lld ms in %d ms\n", cpu, IDLE_MS);
+	if (cpu > IDLE_CPU_MAX_MS)
+		why_add(why, sizeof why,
+		        "pipelined requests half-closed, answers unread: %lld ms of CPU in %d ms; ", cpu,
+		        IDLE_MS);
+	close(fd);
+	if (!nomad_answers(&n))
+		why_add(why, sizeof why, "the agent does not answer afterwards; ");
+	h_nomad_stop(&n);
+	h_nomad_cleanup(&n);
+	if (why[0])
+		fail_msg("%s", why);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_half_closed_forwarded_connection_does_not_spin),
+	    cmocka_unit_test(test_half_closed_api_connections_do_not_spin),
 	};
 	if (getenv("POSEIDON_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("POSEIDON_TEST_FILTER"));
