@@ -7,7 +7,8 @@
  *   - a forwarded port (a group network) whose connection one side half-closes while the other
  *     stays idle, in both directions;
  *   - API connections half-closed by the client: an exec WebSocket paused for back-pressure, and
- *     pipelined requests whose answers are never read. */
+ *     pipelined requests whose answers are never read;
+ *   - exec with a tty fed more stdin than the terminal holds at once, and a 0x1C behind it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -501,11 +502,61 @@ static void test_half_closed_api_connections_do_not_spin(void **state)
 		fail_msg("%s", why);
 }
 
+/* More stdin than a terminal takes at once (its buffers hold about 68 KB): the rest must follow
+ * as the program reads, without waiting for more frames (the pty master was written only when
+ * a frame arrived), and a 0x1C behind a large input must reach the program. */
+static void test_tty_stdin_flows_and_a_quit_behind_it_arrives(void **state)
+{
+	(void)state;
+	struct h_nomad n;
+	struct exec_ws t;
+	char alloc[64], why[2048] = "";
+	assert_int_equal(h_nomad_start(&n, NULL), 0);
+	run_job(&n, "spin-tty", "", alloc);
+
+	/* 100,000 bytes in one frame, read by head in non-canonical mode */
+	exec_open(&t, &n, alloc, "stty -icanon -echo; echo READY; head -c 100000 | wc -c", 1);
+	assert_true(exec_wait_for(&t, "READY\r\n", TIMEOUT_MS));
+	long long t0 = h_now_ms();
+	exec_send_stdin(&t, 'a', 100000, 100000);
+	if (!exec_wait_for(&t, "100000\r\n", 5000))
+		why_add(why, sizeof why, "100000 bytes of tty stdin: wc printed \"%s\" within 5 s; ", t.out);
+	else
+		printf("100000 bytes through the tty: wc answered after %lld ms\n", h_now_ms() - t0);
+	h_ws_close(&t.w);
+
+	/* 200,000 bytes for cat, then a 0x1C: SIGQUIT through the terminal, trapped */
+	exec_open(&t, &n, alloc,
+	          "ulimit -c 0; trap 'echo QUIT-TRAPPED; exit 7' QUIT; stty -icanon -echo; echo READY; cat "
+	          ">/dev/null",
+	          1);
+	assert_true(exec_wait_for(&t, "READY\r\n", TIMEOUT_MS));
+	t0 = h_now_ms();
+	exec_send_stdin(&t, 'a', 200000, 25000);
+	exec_send_stdin(&t, 0x1c, 1, 1);
+	if (!exec_wait_for(&t, "QUIT-TRAPPED\r\n", 5000))
+		why_add(why, sizeof why,
+		        "a 0x1C after 200000 bytes of tty stdin did not reach the program: \"%s\"; ", t.out);
+	else {
+		printf("0x1C behind 200000 bytes: trapped after %lld ms\n", h_now_ms() - t0);
+		exec_wait_for(&t, "\001never", 5000); /* to the exit frame */
+		if (!t.exited || t.exit_code != 7)
+			why_add(why, sizeof why, "after the trap: exited %d, exit code %d (want 7); ",
+			        t.exited, t.exit_code);
+	}
+	h_ws_close(&t.w);
+	h_nomad_stop(&n);
+	h_nomad_cleanup(&n);
+	if (why[0])
+		fail_msg("%s", why);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_half_closed_forwarded_connection_does_not_spin),
 	    cmocka_unit_test(test_half_closed_api_connections_do_not_spin),
+	    cmocka_unit_test(test_tty_stdin_flows_and_a_quit_behind_it_arrives),
 	};
 	if (getenv("POSEIDON_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("POSEIDON_TEST_FILTER"));
