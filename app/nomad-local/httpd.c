@@ -56,7 +56,7 @@ struct http_conn {
 	int ws_close_sent;
 };
 
-static struct loop_watch listen_watch;
+static struct loop_listener listener = {.w.fd = -1};
 static http_handler handler;
 static int nconns;
 static struct http_conn **conns;
@@ -150,8 +150,10 @@ void http_close(struct http_conn *c)
 	c->closed = 1;
 	int fd = c->w.fd;
 	loop_unwatch(&c->w);
-	if (fd >= 0)
+	if (fd >= 0) {
 		close(fd);
+		loop_fd_released();
+	}
 	conns_del(c);
 	if (c->close_cb) {
 		void (*cb)(struct http_conn *, void *) = c->close_cb;
@@ -756,16 +758,14 @@ static void on_conn_event(struct loop_watch *w, uint32_t events)
 
 static void on_accept(struct loop_watch *w, uint32_t events)
 {
-	(void)events;
+	(void)w, (void)events;
 	for (;;) {
 		struct sockaddr_in sa;
 		socklen_t sl = sizeof sa;
-		int fd = accept4(w->fd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				log_warn("http: accept failed", "error", strerror(errno));
+		/* out of descriptors, the listener pauses (loop.h) instead of failing at once, forever */
+		int fd = loop_accept(&listener, (struct sockaddr *)&sa, &sl);
+		if (fd < 0)
 			return;
-		}
 		if (nconns >= HTTPD_MAX_CONNS) {
 			log_warn("http: connection limit reached, refusing");
 			close(fd);
@@ -776,16 +776,19 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 		struct http_conn *c = calloc(1, sizeof *c);
 		if (!c) {
 			close(fd);
-			continue;
+			loop_listener_starve(&listener, ENOMEM);
+			return;
 		}
 		char ip[INET_ADDRSTRLEN] = "?";
 		inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
 		snprintf(c->peer, sizeof c->peer, "%s:%d", ip, ntohs(sa.sin_port));
 		c->keepalive = 1;
 		if (loop_watch(&c->w, fd, EPOLLIN | EPOLLRDHUP, on_conn_event, c) < 0) {
+			int e = errno;
 			close(fd);
 			free(c);
-			continue;
+			loop_listener_starve(&listener, e);
+			return;
 		}
 		conns_add(c);
 	}
@@ -810,17 +813,16 @@ int httpd_listen(const char *addr, int port, http_handler h)
 		return -1;
 	}
 	handler = h;
-	return loop_watch(&listen_watch, fd, EPOLLIN, on_accept, NULL);
+	if (loop_listen(&listener, fd, "http", on_accept, NULL) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return 0;
 }
 
-void httpd_close(void)
-{
-	if (listen_watch.fd >= 0) {
-		int fd = listen_watch.fd;
-		loop_unwatch(&listen_watch);
-		close(fd);
-	}
-}
+void httpd_close(void) { loop_listen_close(&listener); }
 
 void httpd_close_all(void)
 {

@@ -29,7 +29,8 @@
 struct pf_conn;
 
 struct pf_listener {
-	struct loop_watch w;
+	struct loop_listener ll;
+	char name[40];
 	int to;
 	int netns_fd; /* dup of the sandbox's net ns */
 	struct pf_conn *conns;
@@ -96,6 +97,7 @@ static void conn_close(struct pf_conn *c)
 			close(c->s[i].fd);
 		c->s[i].fd = -1;
 	}
+	loop_fd_released();
 	struct pf_conn **pp;
 	for (pp = &c->l->conns; *pp; pp = &(*pp)->next)
 		if (*pp == c) {
@@ -183,7 +185,8 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 	struct pf_listener *l = w->arg;
 	(void)events;
 	for (;;) {
-		int cfd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		/* out of descriptors, the listener pauses (loop.h) instead of failing at once, forever */
+		int cfd = loop_accept(&l->ll, NULL, NULL);
 		if (cfd < 0)
 			return;
 		if (setns(l->netns_fd, CLONE_NEWNET) < 0) {
@@ -191,11 +194,14 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 			continue;
 		}
 		int sfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		int serr = errno;
 		if (setns(own_netns, CLONE_NEWNET) < 0)
 			log_error("portfwd: cannot return to the agent's network namespace", "error", strerror(errno));
 		if (sfd < 0) {
+			/* the one descriptor left went to the client: it is dropped, the rest wait queued */
 			close(cfd);
-			continue;
+			loop_listener_starve(&l->ll, serr);
+			return;
 		}
 		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)l->to),
 					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -208,7 +214,8 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 		if (!c) {
 			close(cfd);
 			close(sfd);
-			continue;
+			loop_listener_starve(&l->ll, ENOMEM);
+			return;
 		}
 		c->l = l;
 		c->next = l->conns;
@@ -251,7 +258,15 @@ void portfwd_start(struct nl_alloc *a, struct sandbox *sb)
 		}
 		l->to = a->ports[i].to;
 		l->netns_fd = fcntl(sb->ns_fd[4], F_DUPFD_CLOEXEC, 3);
-		loop_watch(&l->w, fd, EPOLLIN, on_accept, l);
+		snprintf(l->name, sizeof l->name, "portfwd 127.0.0.1:%d", a->ports[i].value);
+		if (loop_listen(&l->ll, fd, l->name, on_accept, l) < 0) {
+			log_error("portfwd: cannot watch", "alloc_id", a->id, "error", strerror(errno));
+			close(fd);
+			if (l->netns_fd >= 0)
+				close(l->netns_fd);
+			free(l);
+			continue;
+		}
 		l->next = pa->ls;
 		pa->ls = l;
 	}
@@ -271,10 +286,7 @@ void portfwd_stop(struct nl_alloc *a)
 			ln = l->next;
 			while (l->conns)
 				conn_close(l->conns);
-			int fd = l->w.fd;
-			loop_unwatch(&l->w);
-			if (fd >= 0)
-				close(fd);
+			loop_listen_close(&l->ll);
 			if (l->netns_fd >= 0)
 				close(l->netns_fd);
 			loop_defer_free(conn_free, l);

@@ -8,7 +8,9 @@
  *     stays idle, in both directions;
  *   - API connections half-closed by the client: an exec WebSocket paused for back-pressure, and
  *     pipelined requests whose answers are never read;
- *   - exec with a tty fed more stdin than the terminal holds at once, and a 0x1C behind it. */
+ *   - exec with a tty fed more stdin than the terminal holds at once, and a 0x1C behind it;
+ *   - more connections than the process has descriptors, on nomad-local's API port, on a
+ *     forwarded port and on the gateway. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -551,12 +553,199 @@ static void test_tty_stdin_flows_and_a_quit_behind_it_arrives(void **state)
 		fail_msg("%s", why);
 }
 
+/* ---- descriptors running out ---- */
+
+#define NOFILE_LIMIT 64  /* descriptors left to a process in the accept tests */
+#define CLIENTS      100 /* connections opened against it */
+
+static void limit_nofile(pid_t pid, rlim_t n)
+{
+	struct rlimit rl = {.rlim_cur = n, .rlim_max = n};
+	assert_int_equal(prlimit(pid, RLIMIT_NOFILE, &rl, NULL), 0);
+}
+
+static void limit_nofile_restore(pid_t pid)
+{
+	struct rlimit rl = {.rlim_cur = 4096, .rlim_max = 4096};
+	prlimit(pid, RLIMIT_NOFILE, &rl, NULL);
+}
+
+/* Lines of a log that report accept() failing or a listener waiting for descriptors. */
+static int accept_log_lines(const char *log, long from)
+{
+	FILE *f = fopen(log, "r");
+	char line[4096];
+	int n = 0;
+	if (!f)
+		return -1;
+	fseek(f, from, SEEK_SET);
+	while (fgets(line, sizeof line, f))
+		if (strcasestr(line, "accept") || strcasestr(line, "did not take a connection"))
+			n++;
+	fclose(f);
+	return n;
+}
+
+static long file_size(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fclose(f);
+	return n;
+}
+
+/* Opens CLIENTS idle connections to port; returns how many connected. */
+static int open_clients(int port, int fds[CLIENTS])
+{
+	int ok = 0;
+	for (int i = 0; i < CLIENTS; i++) {
+		fds[i] = connect_to(port);
+		ok += fds[i] >= 0;
+	}
+	return ok;
+}
+
+static void close_clients(int fds[CLIENTS])
+{
+	for (int i = 0; i < CLIENTS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+/* The process pid, left NOFILE_LIMIT descriptors, gets CLIENTS connections on port: while they
+ * are open it must sleep and log at most a few lines; once they are closed, answer() must
+ * succeed again. */
+static void flood_and_recover(pid_t pid, int port, const char *log, const char *what, int (*answer)(void *),
+                              void *arg, char *why, size_t cap)
+{
+	int fds[CLIENTS];
+	long from = file_size(log);
+	limit_nofile(pid, NOFILE_LIMIT);
+	int opened = open_clients(port, fds);
+	h_sleep_ms(300); /* it takes what it can */
+	long long cpu = idle_cpu_ms(pid);
+	int lines = accept_log_lines(log, from);
+	printf("%s: %d connections, %d descriptors: CPU %lld ms in %d ms, %d log lines about accepting\n",
+	       what, opened, NOFILE_LIMIT, cpu, IDLE_MS, lines);
+	if (opened < CLIENTS)
+		why_add(why, cap, "%s: only %d of %d connections opened; ", what, opened, CLIENTS);
+	if (cpu > IDLE_CPU_MAX_MS)
+		why_add(why, cap, "%s out of descriptors: %lld ms of CPU in %d ms; ", what, cpu, IDLE_MS);
+	if (lines > 3)
+		why_add(why, cap, "%s out of descriptors: %d log lines about accepting; ", what, lines);
+	close_clients(fds);
+	long long t0 = h_now_ms();
+	int ok = 0;
+	while (!(ok = answer(arg)) && h_now_ms() - t0 < 5000)
+		h_sleep_ms(100);
+	if (!ok)
+		why_add(why, cap, "%s: no answer within 5 s after the connections closed; ", what);
+	else
+		printf("%s: answering again %lld ms after the connections closed\n", what, h_now_ms() - t0);
+	lines = accept_log_lines(log, from);
+	if (lines > 3)
+		why_add(why, cap, "%s: %d log lines about accepting in all; ", what, lines);
+	limit_nofile_restore(pid);
+}
+
+struct fwd {
+	int port;
+};
+
+static int forward_answers(void *arg)
+{
+	struct fwd *f = arg;
+	int fd = connect_to(f->port);
+	char *data = NULL;
+	if (fd < 0)
+		return 0;
+	shutdown(fd, SHUT_WR);
+	long got = recv_to_eof(fd, 2000, &data);
+	int ok = got > 0 && strcmp(data, "hi\n") == 0;
+	free(data);
+	close(fd);
+	return ok;
+}
+
+/* nomad-local's API port and a forwarded port, each flooded with more connections than the
+ * agent has descriptors: it stopped accepting until one was free instead of failing accept()
+ * at 100 % CPU with a log line each time (1.14 million lines in 6 s). */
+static void test_nomad_local_out_of_descriptors_waits(void **state)
+{
+	(void)state;
+	struct h_nomad n;
+	char alloc[64], why[2048] = "";
+	assert_int_equal(h_nomad_start(&n, NULL), 0);
+	run_job(&n, "spin-nofile", NETWORK_8080, alloc);
+	/* a server in the runner that keeps every connection and greets it */
+	start_server(&n, alloc,
+	             "import socket\n"
+	             "s = socket.socket()\n"
+	             "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+	             "s.bind((\"127.0.0.1\", 8080))\n"
+	             "s.listen(256)\n"
+	             "open(\"/tmp/ready\", \"w\").close()\n"
+	             "keep = []\n"
+	             "while True:\n"
+	             "    c, _ = s.accept()\n"
+	             "    try:\n"
+	             "        c.sendall(b\"hi\\n\")\n"
+	             "        c.shutdown(socket.SHUT_WR)\n"
+	             "    except OSError:\n"
+	             "        pass\n"
+	             "    keep.append(c)\n");
+	struct fwd f = {.port = forwarded_port(&n, alloc)};
+	assert_true(forward_answers(&f));
+	flood_and_recover(n.pid, n.port, n.log, "nomad-local API", nomad_answers, &n, why, sizeof why);
+	flood_and_recover(n.pid, f.port, n.log, "nomad-local forwarded port", forward_answers, &f, why,
+	                  sizeof why);
+	h_nomad_stop(&n);
+	h_nomad_cleanup(&n);
+	if (why[0])
+		fail_msg("%s", why);
+}
+
+struct gate {
+	int port;
+};
+
+static int gate_answers(void *arg)
+{
+	struct gate *g = arg;
+	int status = http_status(g->port, "/api/v1/runners/nope/websocket?executionID=x");
+	return status >= 400 && status < 500;
+}
+
+/* The same for poseidon-wsgate's listener (lws watches it for us). */
+static void test_wsgate_out_of_descriptors_waits(void **state)
+{
+	(void)state;
+	struct h_stack s;
+	char why[2048] = "", log[600];
+	memset(&s, 0, sizeof s);
+	assert_int_equal(h_redis_start(&s.redis), 0);
+	pid_t pid = h_stack_start_wsgate_with(&s, NULL, NULL);
+	assert_true(pid > 0);
+	snprintf(log, sizeof log, "%s/wsgate-%d-1.log", h_tmpdir(), s.wsgate_port);
+	struct gate g = {.port = s.wsgate_port};
+	assert_true(gate_answers(&g));
+	flood_and_recover(pid, s.wsgate_port, log, "poseidon-wsgate", gate_answers, &g, why, sizeof why);
+	h_stop(pid);
+	if (why[0])
+		fail_msg("%s", why);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_half_closed_forwarded_connection_does_not_spin),
 	    cmocka_unit_test(test_half_closed_api_connections_do_not_spin),
 	    cmocka_unit_test(test_tty_stdin_flows_and_a_quit_behind_it_arrives),
+	    cmocka_unit_test(test_nomad_local_out_of_descriptors_waits),
+	    cmocka_unit_test(test_wsgate_out_of_descriptors_waits),
 	};
 	if (getenv("POSEIDON_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("POSEIDON_TEST_FILTER"));
