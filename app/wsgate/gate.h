@@ -88,6 +88,8 @@ int listener_open(const char *address, int port, struct perr *e);
 int listener_attach(struct gate *g, int fd);
 /* Stops accepting (another gateway on the port takes new connections). */
 void listener_close(void);
+/* A connection's descriptor was given back: a listener waiting for one tries again. */
+void listener_descriptor_freed(void);
 int listener_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
 
 /* protocol.c */
