@@ -68,6 +68,8 @@ static const struct key keys[] = {
 	INT("redis.timeoutms", redis.timeoutms, 10, 60000, "2000", "Connect and command timeout for Redis in milliseconds."),
 	STR("wsgate.address", wsgate.address, "127.0.0.1", "Address poseidon-wsgate listens on (the web server proxies to it)."),
 	INT("wsgate.port", wsgate.port, 1, 65535, "7201", "Port poseidon-wsgate listens on."),
+	INT("wsgate.maxexecutions", wsgate.maxexecutions, 1, 1000000, "2000", "Open executions one poseidon-wsgate serves at once; beyond, a connection is refused with 503."),
+	INT("wsgate.maxexecutionsperrunner", wsgate.maxexecutionsperrunner, 1, 10000, "16", "Open executions on one runner (per gateway); beyond, a connection is refused with 429."),
 	INT("refill.parallelism", refill.parallelism, 1, 256, "8", "Runner jobs poseidon-refill registers or purges at the same time."),
 	INT("refill.starttimeout", refill.starttimeout, 5, 86400, "300", "Seconds a new runner may take to run before it is replaced."),
 	INT("refill.tickms", refill.tickms, 10, 60000, "200", "Milliseconds between two refill passes."),

@@ -71,6 +71,8 @@ void session_on_client_gone(struct session *s);
 void session_shutdown_all(struct gate *g);
 /* Upgraded sessions whose client is still connected. */
 int session_clients(const struct gate *g);
+/* Upgraded sessions of runner (NULL: of all runners) whose program has not ended. */
+int session_count(const struct gate *g, const char *runner);
 /* The session owned by wsi, or NULL. */
 struct session *session_of(struct lws *wsi);
 

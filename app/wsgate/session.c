@@ -930,3 +930,11 @@ int session_clients(const struct gate *g)
 		n += s->wsi != NULL;
 	return n;
 }
+
+int session_count(const struct gate *g, const char *runner)
+{
+	int n = 0;
+	for (const struct session *s = g->sessions; s; s = s->next)
+		n += !s->main_ended && (!runner || strcmp(s->runner, runner) == 0);
+	return n;
+}

@@ -1042,6 +1042,56 @@ static void test_client_close_stops_the_program(void **state)
 	assert_tmp_clean(id);
 }
 
+/* A client cannot pin a gateway with open executions: beyond wsgate.maxexecutionsperrunner on one
+ * runner the handshake is 429, beyond wsgate.maxexecutions in all 503, both with a JSON message
+ * and the execution left valid for a retry; once programs end there is room again. */
+static void test_open_executions_are_bounded(void **state)
+{
+	(void)state;
+	struct h_stack small = st;
+	small.wsgate_port = 0;
+	static const char *env[] = {"POSEIDON_WSGATE_MAXEXECUTIONSPERRUNNER=2", "POSEIDON_WSGATE_MAXEXECUTIONS=3", NULL};
+	pid_t gate = h_stack_start_wsgate_with(&small, env, NULL);
+	assert_true(gate > 0);
+	char a[128], b[128], pq[512], body[1024];
+	claim(a);
+	claim(b);
+	struct wsc c[4];
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(execute(a, "{\"command\":\"sleep 3\"}", pq, sizeof pq), 200);
+		assert_int_equal(wsc_open(&c[i], small.wsgate_port, pq, 1, NULL, NULL, 0), 101);
+	}
+	h_sleep_ms(300); /* both programs run */
+	assert_int_equal(execute(a, "{\"command\":\"true\"}", pq, sizeof pq), 200);
+	struct wsc x;
+	assert_int_equal(wsc_open(&x, small.wsgate_port, pq, 1, NULL, body, sizeof body), 429);
+	assert_non_null(strstr(body, "\"message\":\"too many open executions on this runner"));
+	wsc_close(&x);
+	assert_int_equal(execute(b, "{\"command\":\"sleep 3\"}", pq, sizeof pq), 200);
+	assert_int_equal(wsc_open(&c[2], small.wsgate_port, pq, 1, NULL, NULL, 0), 101);
+	h_sleep_ms(300);
+	char pq_b[512];
+	assert_int_equal(execute(b, "{\"command\":\"echo again\"}", pq_b, sizeof pq_b), 200);
+	assert_int_equal(wsc_open(&x, small.wsgate_port, pq_b, 1, NULL, body, sizeof body), 503);
+	assert_non_null(strstr(body, "too many open executions on this gateway"));
+	wsc_close(&x);
+	/* the programs end: the refused executions were not used up and go through now */
+	for (int i = 0; i < 3; i++) {
+		struct seen s = {0};
+		read_all(&c[i], &s, TIMEOUT);
+		wsc_close(&c[i]);
+		seen_free(&s);
+	}
+	assert_int_equal(wsc_open(&x, small.wsgate_port, pq_b, 1, NULL, NULL, 0), 101);
+	struct seen s = {0};
+	read_all(&x, &s, TIMEOUT);
+	wsc_close(&x);
+	assert_noninteractive(&s, 0);
+	assert_string_equal(s.out, "again\r\n");
+	seen_free(&s);
+	h_stop(gate);
+}
+
 static void test_client_close_storms(void **state)
 {
 	(void)state;
@@ -1456,6 +1506,7 @@ int main(void)
 	    cmocka_unit_test(test_executions_are_counted_by_outcome),
 	    cmocka_unit_test(test_token_on_the_handshake),
 	    cmocka_unit_test(test_a_learner_racing_the_rendezvous_redirects_nothing),
+	    cmocka_unit_test(test_open_executions_are_bounded),
 	    cmocka_unit_test(test_runner_holds_against_a_hostile_program),
 	    cmocka_unit_test(test_a_huge_write_does_not_reach_the_host_disk),
 	    cmocka_unit_test(test_network_access_reaches_out_and_not_home),
