@@ -976,6 +976,44 @@ static void test_deep_trees_go_with_their_runner(void **state)
 	h_nomad_cleanup(&n);
 }
 
+/* An agent runs at most -max-allocations sandboxes (a client that keeps registering jobs cannot
+ * exhaust its descriptors): one more is not placed, which the evaluation says as Nomad's does for
+ * an exhausted node (FailedTGAllocs), and it is placed once another allocation has ended. */
+static void test_allocations_beyond_the_bound_wait_for_room(void **state)
+{
+	(void)state;
+	struct h_nomad n;
+	static const char *args[] = {"-max-allocations", "2", NULL};
+	char alloc[64], eval[64], path[256];
+	assert_int_equal(h_nomad_start_args(&n, NULL, NULL, args), 0);
+	run_job(&n, "10-room-a", 200, "", alloc);
+	run_job(&n, "10-room-b", 200, "", alloc);
+	char *body = h_nomad_job("10-room-c", 200, "");
+	assert_int_equal(h_nomad_register(&n, body, eval), 200);
+	free(body);
+	h_sleep_ms(300);
+	snprintf(path, sizeof path, "/v1/evaluation/%s", eval);
+	struct h_resp r = req(&n, "GET", path, NULL);
+	assert_int_equal(r.status, 200);
+	json_object *e = json_tokener_parse(r.body), *failed, *metric, *dim;
+	h_resp_free(&r);
+	assert_non_null(e);
+	assert_true(json_object_object_get_ex(e, "FailedTGAllocs", &failed));
+	assert_true(json_object_object_get_ex(failed, "default-group", &metric));
+	assert_true(json_object_object_get_ex(metric, "DimensionExhausted", &dim));
+	assert_string_equal(str(e, "Status"), "complete");
+	json_object_put(e);
+	r = req(&n, "GET", "/v1/job/10-room-c/allocations", NULL);
+	assert_string_equal(r.body, "[]");
+	h_resp_free(&r);
+	/* room again: the waiting job is placed (the agent tries every GC tick, 10 s) */
+	r = req(&n, "DELETE", "/v1/job/10-room-a?purge=true", NULL);
+	h_resp_free(&r);
+	assert_int_equal(h_nomad_wait_running(&n, "10-room-c", alloc, 15000), 0);
+	h_nomad_stop(&n);
+	h_nomad_cleanup(&n);
+}
+
 /* ---- errors, headers, ACLs, namespaces ---- */
 
 static void expect(struct h_nomad *n, const char *method, const char *path, const char *body, long status,
@@ -1140,6 +1178,7 @@ int main(void)
 		cmocka_unit_test(test_restart_finds_job_and_allocation),
 		cmocka_unit_test(test_ending_a_runner_with_many_files_does_not_stall_the_agent),
 		cmocka_unit_test(test_deep_trees_go_with_their_runner),
+		cmocka_unit_test(test_allocations_beyond_the_bound_wait_for_room),
 		cmocka_unit_test(test_sandboxes_are_recorded_by_pid_and_start_time_and_cleaned_up_fast),
 		cmocka_unit_test(test_bad_input_gets_nomads_codes_and_texts),
 		cmocka_unit_test(test_headers_and_namespaces),
