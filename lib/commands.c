@@ -180,11 +180,12 @@ static void add_assignments(struct sb *b, const struct execution_request *x, con
  * whichever session comes first; anything else in its place (a learner's directory, a symlink,
  * a file) fails the session with exit 125 before any file is opened. Once inside, every name is
  * relative, so that nothing the learner does to the path afterwards (/tmp is theirs to write)
- * can redirect an open: pwd -P proves that the directory entered is D itself and -O that root
+ * can redirect an open: $PWD after cd -P (the physical path, without a subshell that a signal
+ * could hit) proves that the directory entered is D itself and -O that root
  * owns it (only root can make a root-owned directory, and none but ours is at that path). */
 static void enter_dir(struct sb *b)
 {
-	adds(b, "{ mkdir -m700 -- \"$D\"||[ -d \"$D\" ];} 2>/dev/null&&cd -P -- \"$D\"&&[ \"$(pwd -P)\" = \"$D\" ]&&"
+	adds(b, "{ mkdir -m700 -- \"$D\"||[ -d \"$D\" ];} 2>/dev/null&&cd -P -- \"$D\"&&[ \"$PWD\" = \"$D\" ]&&"
 		"[ -O . ]||{ echo \"poseidon: $D is not ours\">&2;exit 125;};");
 }
 

@@ -97,7 +97,7 @@ struct session {
 	size_t pend_len;
 	struct wsmsg_utf8 u_out, u_err;
 
-	lws_sorted_usec_list_t sul_limit, sul_grace, sul_drain, sul_errkill, sul_oom, sul_poll;
+	lws_sorted_usec_list_t sul_limit, sul_grace, sul_requit, sul_drain, sul_errkill, sul_oom, sul_poll;
 };
 
 static long long mono_ms(void)
@@ -312,7 +312,14 @@ static void on_grace(lws_sorted_usec_list_t *sul)
 
 /* Stops the program: 0x1C on its tty (SIGQUIT), and its runner is destroyed if the program is
  * still there GATE_GRACE_MS later (WS-19, WS-25). */
-static void sweep_leftovers(struct session *s);
+static void on_requit(lws_sorted_usec_list_t *sul)
+{
+	struct session *s = lws_container_of(sul, struct session, sul_requit);
+	if (s->main_ended || !s->x[ROLE_MAIN])
+		return;
+	nomad_exec_write_stdin(s->x[ROLE_MAIN], QUIT_BYTE, 1);
+	schedule(s, &s->sul_requit, on_requit, GATE_REQUIT_MS);
+}
 
 static void cancel_program(struct session *s, int with_grace)
 {
@@ -326,12 +333,10 @@ static void cancel_program(struct session *s, int with_grace)
 	if (!s->main_started || s->main_ended || !s->x[ROLE_MAIN])
 		return;
 	nomad_exec_write_stdin(s->x[ROLE_MAIN], QUIT_BYTE, 1);
-	/* A shell still at the rendezvous may not have its traps yet, and bash ignores SIGQUIT until
-	 * it has one: that QUIT is lost, and with its reader gone the shell would wait in the FIFO's
-	 * open until the grace ran out and the runner was destroyed (client close storms did that).
-	 * The sweep's TERM reaches exactly the shells still waiting there, nothing that runs already. */
-	if (s->x_err_used || s->use_script)
-		sweep_leftovers(s);
+	/* bash ignores SIGQUIT until it has a trap: a QUIT that reaches a shell still starting up is
+	 * lost, and the program would run on until the grace destroys its runner (client close
+	 * storms did that). Until the program ends, QUIT is sent again every GATE_REQUIT_MS. */
+	schedule(s, &s->sul_requit, on_requit, GATE_REQUIT_MS);
 	if (with_grace)
 		schedule(s, &s->sul_grace, on_grace, GATE_GRACE_MS);
 }
@@ -891,6 +896,7 @@ static void maybe_free(struct session *s)
 			return;
 	lws_sul_cancel(&s->sul_limit);
 	lws_sul_cancel(&s->sul_grace);
+	lws_sul_cancel(&s->sul_requit);
 	lws_sul_cancel(&s->sul_drain);
 	lws_sul_cancel(&s->sul_errkill);
 	lws_sul_cancel(&s->sul_oom);
@@ -935,6 +941,6 @@ int session_count(const struct gate *g, const char *runner)
 {
 	int n = 0;
 	for (const struct session *s = g->sessions; s; s = s->next)
-		n += !s->main_ended && (!runner || strcmp(s->runner, runner) == 0);
+		n += runner ? s->wsi && strcmp(s->runner, runner) == 0 : !s->main_ended;
 	return n;
 }
