@@ -44,7 +44,7 @@ static const struct key keys[] = {
 	STR("server.templatejobfile", server.templatejobfile, "", "Nomad JSON job template for environments; empty uses deploy/template-job.json."),
 	{"server.alert.prewarmingpoolthreshold", K_FLOAT, F(server.alert.prewarmingpoolthreshold), 0, 1, "0", "/health answers 503 when idle/poolsize falls below this ratio (0 disables)."},
 	INT("server.alert.prewarmingpoolreloadtimeout", server.alert.prewarmingpoolreloadtimeout, 0, INT_MAX, "0", "Accepted for the reference's configuration files and not used: poseidon-refill replaces runners that do not start within refill.starttimeout and reconciles with Nomad every reconcile.interval, which is what the reference's reload was for."),
-	INT("server.maxbodysize", server.maxbodysize, 1024, LLONG_MAX / 2, "67108864", "Largest accepted request body in bytes; larger bodies get 413."),
+	INT("server.maxbodysize", server.maxbodysize, 1024, LLONG_MAX / 2, "67108864", "Largest accepted request body in bytes; larger bodies get 413, from the web server in front before it stores them (lighttpd takes this value; set nginx's and Apache's sites to it)."),
 	{"server.publicscheme", K_SCHEME, F(server.publicscheme), 0, 0, "", "Scheme of websocketUrl: empty derives it from TLS and X-Forwarded-Proto, or ws / wss."},
 	BOOL("nomad.enabled", nomad.enabled, "true", "Use Nomad (always true here; kept for compatibility)."),
 	STR("nomad.address", nomad.address, "127.0.0.1", "Nomad API host."),

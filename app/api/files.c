@@ -180,6 +180,7 @@ struct download {
 	int started;
 	unsigned long long size, sent;
 	int bad_head;
+	int client_gone; /* the response could not be written any more */
 };
 
 /* Content-Disposition: attachment; filename="<path>", with quotes, backslashes and control
@@ -231,8 +232,14 @@ static int download_output(void *ud, const char *data, size_t len)
 	/* never more than announced (a file that grew meanwhile) */
 	if (d->sent + len > d->size)
 		len = (size_t)(d->size - d->sent);
-	if (len)
-		FCGX_PutStr(data, (int)len, d->r->fcgi->out);
+	/* FCGX_PutStr waits while the web server takes nothing (its client does not read), which
+	 * holds back the command in the runner; when the web server gave up on the client and
+	 * closed the connection, the download ends here instead of reading the rest of the file
+	 * into a dead stream */
+	if (len && FCGX_PutStr(data, (int)len, d->r->fcgi->out) != (int)len) {
+		d->client_gone = 1;
+		return -1;
+	}
 	d->sent += len;
 	return 0;
 }
@@ -262,7 +269,8 @@ void h_files_raw(struct api *a, struct http_req *r, const struct http_params *p)
 	metrics_file_bytes(0, d.sent); /* metrics: bytes that went out */
 	if (d.started) {
 		if (rc < 0 || code != 0 || d.sent != d.size)
-			log_warn("download ended early", "runner", run.id, "path", path, "error", rc < 0 ? e.msg : "");
+			log_warn("download ended early", "runner", run.id, "path", path, "error",
+				 d.client_gone ? "the client is gone" : rc < 0 ? e.msg : "");
 		return; /* the head went out; a short body tells the client something went wrong */
 	}
 	if (rc == 0 && code == CMD_DOWNLOAD_NOT_READABLE) {

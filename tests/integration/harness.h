@@ -80,7 +80,10 @@ int h_front_check_site(enum h_front_server server, char *out, size_t cap);
 struct h_front_opts {
 	int workers;            /* 0: 2 */
 	const char *token;      /* server.token, NULL: none */
-	const char *const *env; /* extra POSEIDON_* "K=V" for the workers, NULL-terminated */
+	/* extra POSEIDON_* "K=V" for the workers, NULL-terminated. The front takes two of them
+	 * too: POSEIDON_SERVER_MAXBODYSIZE is its body limit (as the workers' default is when it
+	 * is not given), POSEIDON_FRONT_WRITE_IDLE its write idle limit in seconds (default 60). */
+	const char *const *env;
 	int valgrind;           /* run workers under valgrind (leak check) */
 	enum h_front_server server;
 };
@@ -99,6 +102,10 @@ struct h_stack {
 	 * that reach into lighttpd's process group for its workers assume lighttpd. */
 	pid_t workers;
 	char **workers_env;
+	/* what the front was given: the workers' server.maxbodysize (bytes), which is its own body
+	 * limit, and its write idle limit (seconds) */
+	long long maxbody;
+	int write_idle;
 };
 /* Starts Redis (unless redis.port is already set) and the front with its workers. 0 or -1. */
 int h_stack_start(struct h_stack *s, const struct h_front_opts *o);
