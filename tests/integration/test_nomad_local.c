@@ -704,6 +704,8 @@ static void test_purge_ends_processes_and_emits_events(void **state)
 	/* the task's process shows up right around its "running" (a loaded machine may lag) */
 	for (int i = 0; i < 40 && !process_running("sleep 86400.4242"); i++)
 		h_sleep_ms(50);
+	if (!process_running("sleep 86400.4242"))
+		system("ps -eo pid,stat,args | grep -v grep | grep 86400 >&2");
 	assert_true(process_running("sleep 86400.4242"));
 	assert_int_equal(h_stream_open(&s, n.port, "/v1/event/stream?topic=Job&topic=Evaluation&topic=Allocation", NULL), 200);
 	h_sleep_ms(100);
