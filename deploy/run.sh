@@ -20,7 +20,8 @@
 # SIGINT and SIGQUIT ignored, and that would be inherited by every program in every runner.
 #
 # Environment: POSEIDON_BIN_DIR (built programs, set by make), POSEIDON_RUN_DIR (default ./run),
-# POSEIDON_CONFIG / -config file and every POSEIDON_<SECTION>_<KEY> override, POSEIDON_API_WORKERS.
+# POSEIDON_CONFIG / -config file and every POSEIDON_<SECTION>_<KEY> override, POSEIDON_API_WORKERS,
+# POSEIDON_FRONT_WRITE_IDLE (lighttpd's write idle limit, default 60 s).
 set -eu
 
 SRC_DIR=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,6 +42,7 @@ SERVER_PORT=$(cfg server.port)
 WSGATE_PORT=$(cfg wsgate.port)
 NOMAD_ADDR=$(cfg nomad.address)
 NOMAD_PORT=$(cfg nomad.port)
+MAXBODY=$(cfg server.maxbodysize)
 
 # One stack per run directory: a second `make run` here would share its Redis data and state.
 exec 9>"$RUN/run.lock"
@@ -171,6 +173,14 @@ fi
 export POSEIDON_SERVER_ADDRESS="$SERVER_ADDR" POSEIDON_SERVER_PORT="$SERVER_PORT"
 export POSEIDON_RUN_DIR="$RUN" POSEIDON_BIN_DIR="$BIN" POSEIDON_WSGATE_PORT="$WSGATE_PORT"
 export POSEIDON_WWW_DIR="$SRC_DIR/deploy/www" POSEIDON_API_WORKERS="${POSEIDON_API_WORKERS:-4}"
+# lighttpd's body limit is the workers' server.maxbodysize, in kB (rounded up; lighttpd takes at
+# most 2^32-1 kB); it spools bodies in the run directory; a client that takes nothing of a
+# response for POSEIDON_FRONT_WRITE_IDLE seconds is cut
+MAXBODY_KB=$(((MAXBODY + 1023) / 1024))
+[ "$MAXBODY_KB" -gt 4294967295 ] && MAXBODY_KB=4294967295
+mkdir -p "$RUN/tmp"
+export POSEIDON_FRONT_MAXBODY_KB="$MAXBODY_KB" POSEIDON_FRONT_TEMP_DIR="$RUN/tmp"
+export POSEIDON_FRONT_WRITE_IDLE="${POSEIDON_FRONT_WRITE_IDLE:-60}"
 start lighttpd lighttpd -D -f "$SRC_DIR/lighttpd.conf"
 await lighttpd api_up "answered /api/v1/health on $SERVER_ADDR:$SERVER_PORT"
 say "Poseidon listens on http://$SERVER_ADDR:$SERVER_PORT/api/v1 (Ctrl-C stops)"

@@ -176,49 +176,59 @@ static void add_assignments(struct sb *b, const struct execution_request *x, con
 	adds(b, "CODEOCEAN=true");
 }
 
-/* F=<fifo>; the traps (each exits 128+signal, as the signal would have); mkfifo; the open of
- * direction redir ("2>" or "<"); the removal. */
-static void add_fifo_rendezvous(struct sb *b, const char *fifo, const char *script, const char *redir)
+/* The execution's directory $D (root's, 0700) becomes the shell's working directory: made by
+ * whichever session comes first; anything else in its place (a learner's directory, a symlink,
+ * a file) fails the session with exit 125 before any file is opened. Once inside, every name is
+ * relative, so that nothing the learner does to the path afterwards (/tmp is theirs to write)
+ * can redirect an open: $PWD after cd -P (the physical path, without a subshell that a signal
+ * could hit) proves that the directory entered is D itself and -O that root
+ * owns it (only root can make a root-owned directory, and none but ours is at that path). */
+static void enter_dir(struct sb *b)
 {
-	static const struct {
-		const char *name, *code;
-	} sigs[] = {{"HUP", "129"}, {"INT", "130"}, {"QUIT", "131"}, {"TERM", "143"}};
-	adds(b, "F=");
-	add_quoted(b, fifo);
-	adds(b, "; ");
-	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
-		adds(b, "trap 'rm -f \"$F\"");
-		if (script)
-			adds(b, " \"$S\"");
-		adds(b, "; exit ");
-		adds(b, sigs[i].code);
-		adds(b, "' ");
-		adds(b, sigs[i].name);
-		adds(b, "; ");
-	}
-	adds(b, "mkfifo -m 600 \"$F\" 2>/dev/null; exec ");
-	adds(b, redir);
-	adds(b, "\"$F\"; rm -f \"$F\"; ");
+	adds(b, "{ mkdir -m700 -- \"$D\"||[ -d \"$D\" ];} 2>/dev/null&&cd -P -- \"$D\"&&[ \"$PWD\" = \"$D\" ]&&"
+		"[ -O . ]||{ echo \"poseidon: $D is not ours\">&2;exit 125;};");
 }
 
-char *cmd_exec_main(const struct execution_request *x, const char *fifo, const char *script)
+/* D=dir, and the traps, first of all (bash ignores SIGQUIT until a trap is set, and the gateway's
+ * 0x1C may come at once): until a side has its FIFO, a HUP, INT, QUIT or TERM removes what is in D
+ * (only once the shell is in it) and D itself, and exits 128+signal as the signal would have.
+ * (Terse: the whole line must fit Nomad's exec request, percent-encoded, even when the command
+ * goes through the script.) */
+static void add_traps(struct sb *b, const char *dir)
+{
+	adds(b, "D=");
+	add_quoted(b, dir);
+	adds(b, ";c(){ [ \"$PWD\" = \"$D\" ]&&rm -f stderr script;cd /;rmdir -- \"$D\";exit $1;} 2>/dev/null;"
+		"trap 'c 129' HUP;trap 'c 130' INT;trap 'c 131' QUIT;trap 'c 143' TERM;");
+}
+
+/* The FIFO "stderr" in D (made by either side), opened with redir ("2>" or "<"); both sides block
+ * in the open until the other end is there, then the name goes. */
+static void add_fifo_open(struct sb *b, const char *redir)
+{
+	adds(b, "{ mkfifo -m600 stderr||[ -p stderr ];} 2>/dev/null&&exec ");
+	adds(b, redir);
+	adds(b, "stderr||exit 125;rm -f stderr;");
+}
+
+char *cmd_exec_main(const struct execution_request *x, const char *dir, int split_stderr, int script)
 {
 	struct sb b = {0};
-	if (!x || !x->command || !valid_env(x))
+	if (!x || !x->command || !valid_env(x) || ((split_stderr || script) && !dir))
 		return NULL;
-	if (script) {
-		adds(&b, "S=");
-		add_quoted(&b, script);
-		adds(&b, "; ");
-	}
-	if (fifo) {
-		add_fifo_rendezvous(&b, fifo, script, "2>");
-		adds(&b, "trap - " EXEC_TRAP_SIGNALS "; ");
+	if (split_stderr || script) {
+		add_traps(&b, dir);
+		enter_dir(&b);
+		if (split_stderr)
+			add_fifo_open(&b, "2>");
+		if (script)
+			adds(&b, "exec 3<script&&rm -f script||exit 125;");
+		adds(&b, "trap - " EXEC_TRAP_SIGNALS ";cd - >/dev/null&&rmdir -- \"$D\" 2>/dev/null;");
 	}
 	adds(&b, PRELUDE);
 	if (script) {
 		/* the file is gone before the user's program runs; bash reads it through the open fd */
-		adds(&b, "exec 3<\"$S\" && rm -f \"$S\" && exec ");
+		adds(&b, "exec ");
 		if (!x->privileged)
 			adds(&b, SETUSER);
 		adds(&b, "/bin/bash /dev/fd/3");
@@ -234,13 +244,15 @@ char *cmd_exec_main(const struct execution_request *x, const char *fifo, const c
 	return done(&b);
 }
 
-char *cmd_exec_stderr(const char *fifo)
+char *cmd_exec_stderr(const char *dir)
 {
 	struct sb b = {0};
-	if (!fifo)
+	if (!dir)
 		return NULL;
-	add_fifo_rendezvous(&b, fifo, NULL, "<");
-	adds(&b, "exec cat");
+	add_traps(&b, dir);
+	enter_dir(&b);
+	add_fifo_open(&b, "<");
+	adds(&b, "trap - " EXEC_TRAP_SIGNALS ";cd /&&rmdir -- \"$D\" 2>/dev/null;exec cat");
 	return done(&b);
 }
 
@@ -260,29 +272,32 @@ char *cmd_exec_script(const struct execution_request *x, size_t *len)
 	return s;
 }
 
-char *cmd_exec_write_script(const char *script)
+char *cmd_exec_write_script(const char *dir)
 {
 	struct sb b = {0};
-	if (!script)
+	if (!dir)
 		return NULL;
-	adds(&b, "umask 022; set -o noclobber; exec cat > ");
-	add_quoted(&b, script);
+	adds(&b, "D=");
+	add_quoted(&b, dir);
+	adds(&b, ";");
+	enter_dir(&b);
+	/* readable: the user's bash opens it again through /dev/fd/3 */
+	adds(&b, "umask 022; set -o noclobber; exec cat > script");
 	return done(&b);
 }
 
-char *cmd_exec_sweep(const char *fifo, const char *script)
+char *cmd_exec_sweep(const char *dir)
 {
 	struct sb b = {0};
-	if (!fifo && !script)
+	if (!dir)
 		return NULL;
-	adds(&b, "F=");
-	add_quoted(&b, fifo ? fifo : "");
-	adds(&b, "; S=");
-	add_quoted(&b, script ? script : "");
-	/* builtins only while walking /proc, so that nothing but the waiting shells matches */
-	adds(&b, "; if [ -n \"$F\" ]; then for p in /proc/[1-9]*; do [ \"${p#/proc/}\" = \"$$\" ] && continue; "
+	adds(&b, "D=");
+	add_quoted(&b, dir);
+	/* builtins only while walking /proc, so that nothing but the waiting shells matches; rm -rf
+	 * of a symlink put there removes the link, never what it points to */
+	adds(&b, "; for p in /proc/[1-9]*; do [ \"${p#/proc/}\" = \"$$\" ] && continue; "
 		 "mapfile -d '' -t a < \"$p/cmdline\" 2>/dev/null || continue; "
-		 "[[ \"${a[2]}\" == *\"$F\"* ]] && kill -TERM \"${p#/proc/}\" 2>/dev/null; done; fi; "
-		 "rm -f -- ${F:+\"$F\"} ${S:+\"$S\"}");
+		 "[[ \"${a[2]}\" == *\"$D\"* ]] && kill -TERM \"${p#/proc/}\" 2>/dev/null; done; "
+		 "rm -rf -- \"$D\"");
 	return done(&b);
 }

@@ -29,31 +29,36 @@ char *cmd_delete_stdin(void);
 /* ---- interactive executions (poseidon-wsgate, docs/wsgate.md) ------------------------------
  * The user's command runs as `/bin/bash -c <command>` under `/sbin/setuser user` unless
  * privileged, after `unset ${!NOMAD_@}`, with the client's variables and then CODEOCEAN=true
- * (which therefore wins) set by env, each NAME=VALUE single-quoted. With a FIFO path its stderr
- * is split off: the main (tty) session and the reader session each try mkfifo, so whichever
- * comes first creates it and neither polls; both opens block until the other end is there;
- * then both remove the path, so nothing is left once the program runs. A HUP, INT, QUIT or TERM
- * while a side still waits for the other removes the FIFO too (the gateway's 0x1C is a QUIT).
- * A command line too long for Nomad's exec request goes through a script file instead: one
- * non-tty exec writes it (cmd_exec_write_script, the content from cmd_exec_script on stdin), and
- * the main session opens it on fd 3, removes it, and runs `bash /dev/fd/3` as the user. Every
- * path given here is ours (built from an execution id); names must be shell variable names
+ * (which therefore wins) set by env, each NAME=VALUE single-quoted.
+ * Its stderr is split off through a FIFO, and a command line too long for Nomad's exec request
+ * goes through a script file; both live in the execution's own directory dir
+ * (CMD_EXEC_TMP_PREFIX + execution id), a root-owned 0700 directory in the runner's /tmp that
+ * whichever session comes first makes, and in which every later name is relative: a learner who
+ * watches /proc and plants a symlink or a directory of theirs at that path makes the session
+ * exit 125 (fail closed) and can never redirect a root shell's open. The main (tty) session and
+ * the reader session each try mkfifo, so whichever comes first creates the FIFO and neither
+ * polls; both opens block until the other end is there; then the FIFO and the directory go, so
+ * nothing is left once the program runs. A HUP, INT, QUIT or TERM while a side still waits
+ * removes them too (the gateway's 0x1C is a QUIT). The script is written by one non-tty exec
+ * (cmd_exec_write_script, the content from cmd_exec_script on stdin); the main session opens it
+ * on fd 3, removes it, and runs `bash /dev/fd/3` as the user. Names must be shell variable names
  * ([A-Za-z_][A-Za-z0-9_]*) or the builders return NULL. */
 #define CMD_EXEC_TMP_PREFIX "/tmp/poseidon-"
-/* The tty session. fifo NULL: stderr stays on the tty (server.interactivestderr false).
- * script NULL: command and environment are in the line. */
-char *cmd_exec_main(const struct execution_request *x, const char *fifo, const char *script);
+/* The tty session. split_stderr: stderr goes through the FIFO (server.interactivestderr),
+ * else it stays on the tty. script: the command and environment come from the script file. dir
+ * may be NULL when neither is asked for. */
+char *cmd_exec_main(const struct execution_request *x, const char *dir, int split_stderr, int script);
 /* The stderr session: copies the FIFO to its output until the program's side closes it. */
-char *cmd_exec_stderr(const char *fifo);
+char *cmd_exec_stderr(const char *dir);
 /* The script file's content for x (*len set): closes fd 3, exports the variables, then the
  * command. */
 char *cmd_exec_script(const struct execution_request *x, size_t *len);
-/* A non-tty, root session that writes its stdin to the script path (mode 0644, never over an
+/* A non-tty, root session that writes its stdin to the script in dir (mode 0644, never over an
  * existing file). */
-char *cmd_exec_write_script(const char *script);
+char *cmd_exec_write_script(const char *dir);
 /* After an execution that did not end cleanly: TERM to every process still waiting at the
- * rendezvous of fifo (found by the path in its command line; their traps remove the FIFO), then
- * removes fifo and script (either may be NULL). Needs bash 4.4 (mapfile -d) and /proc. */
-char *cmd_exec_sweep(const char *fifo, const char *script);
+ * rendezvous in dir (found by the path in its command line; their traps clean up), then removes
+ * dir. Needs bash 4.4 (mapfile -d) and /proc. */
+char *cmd_exec_sweep(const char *dir);
 
 #endif

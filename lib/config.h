@@ -72,6 +72,8 @@ struct config {
 	struct {
 		char address[CONFIG_STR];
 		int port;
+		int maxexecutions;          /* open executions one gateway serves at once */
+		int maxexecutionsperrunner; /* of them on one runner */
 	} wsgate;
 	struct {
 		int parallelism;  /* concurrent Nomad registrations/purges */

@@ -86,6 +86,11 @@ int http_read_body(struct http_req *r, size_t max, struct perr *e)
 		return perr_set(e, PERR_UNKNOWN, "out of memory");
 	for (;;) {
 		if (len == cap) {
+			/* at the limit: a body of exactly max bytes ends here, a longer one is refused
+			 * (the web server in front enforces the same limit, to the byte) */
+			char more;
+			if (cap >= max && FCGX_GetStr(&more, 1, r->fcgi->in) <= 0)
+				break;
 			if (cap >= max) {
 				free(buf);
 				drain(r);

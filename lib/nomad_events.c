@@ -11,7 +11,6 @@
 
 #include "log.h"
 
-#define DEFAULT_STALL_MS 45000
 #define MAX_LINE_DEPTH 64
 
 struct nomad_event_parser {
@@ -136,12 +135,32 @@ struct follow {
 	char errbody[512];
 	size_t errlen;
 	CURL *curl;
+	int stall_ms;
+	long long last_byte_ms; /* monotonic; the start of the request until the first byte */
+	int stalled;
 };
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Response headers count as life too (they come before the first heartbeat). */
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct follow *f = ud;
+	(void)ptr;
+	f->last_byte_ms = mono_ms();
+	return size * nmemb;
+}
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct follow *f = ud;
 	size_t n = size * nmemb;
+	f->last_byte_ms = mono_ms();
 	if (!f->status)
 		curl_easy_getinfo(f->curl, CURLINFO_RESPONSE_CODE, &f->status);
 	if (f->status != 200) { /* keep Nomad's error text */
@@ -170,7 +189,9 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 	struct follow *f = ud;
 	if (f->o->should_stop && f->o->should_stop(f->ud))
 		f->stop = 1;
-	return f->stop;
+	else if (mono_ms() - f->last_byte_ms >= f->stall_ms)
+		f->stalled = 1; /* curl calls this at least once a second, data or not */
+	return f->stop || f->stalled;
 }
 
 int nomad_events_follow(const struct nomad_endpoint *ep, const struct nomad_stream_opts *o, nomad_event_fn fn,
@@ -202,15 +223,16 @@ int nomad_events_follow(const struct nomad_endpoint *ep, const struct nomad_stre
 		curl_easy_cleanup(f.curl);
 		return perr_set(e, PERR_UNKNOWN, "out of memory");
 	}
-	int stall = o->stall_ms > 0 ? o->stall_ms : DEFAULT_STALL_MS;
+	int stall = o->stall_ms > 0 ? o->stall_ms : NOMAD_EVENTS_STALL_MS;
+	f.stall_ms = stall;
 	CURL *c = f.curl;
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-	/* stall detection: less than 1 byte/s for the whole stall window */
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)(stall + 999) / 1000);
+	/* stall detection: on_progress compares the time since the last byte with stall */
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &f);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
@@ -230,6 +252,7 @@ int nomad_events_follow(const struct nomad_endpoint *ep, const struct nomad_stre
 		headers = curl_slist_append(headers, h);
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 	}
+	f.last_byte_ms = mono_ms();
 	CURLcode rc = curl_easy_perform(c);
 	if (!f.status)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &f.status);
@@ -246,7 +269,7 @@ int nomad_events_follow(const struct nomad_endpoint *ep, const struct nomad_stre
 	if (f.status && f.status != 200)
 		return perr_set(e, f.status == 429 || f.status >= 500 ? PERR_NOMAD_OVERLOAD : PERR_NOMAD_INTERNAL,
 				"event stream: Unexpected response code: %ld (%s)", f.status, f.errbody);
-	if (rc == CURLE_OPERATION_TIMEDOUT)
+	if (f.stalled)
 		return perr_set(e, PERR_NOMAD_UNREACHABLE, "event stream stalled: nothing for %d ms", stall);
 	if (rc != CURLE_OK)
 		return perr_set(e, PERR_NOMAD_UNREACHABLE, "event stream: %s", curl_easy_strerror(rc));

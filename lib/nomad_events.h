@@ -5,6 +5,9 @@
  * the callback once per event in order. It returns when the stream ends: Nomad closed it, a line
  * was not JSON, nothing (not even a heartbeat) arrived for stall_ms, or should_stop() said so.
  * Reconnecting, with backoff and from the last index seen, is the caller's loop (poseidon-refill).
+ *
+ * A stall is the time since the last byte, not a transfer rate: on a quiet stream the heartbeat
+ * is the only traffic, 3 bytes every 30 s, which any rate over a window of seconds rounds to 0.
  */
 #ifndef POSEIDON_NOMAD_EVENTS_H
 #define POSEIDON_NOMAD_EVENTS_H
@@ -13,6 +16,13 @@
 
 #include "err.h"
 #include "nomad.h"
+
+/* Nomad writes a heartbeat ({} and a newline) every 30 s on a quiet stream (nomad/event_endpoint.go,
+ * NewJsonStream(ctx, 30*time.Second)); nomad-local does the same (EVENTS_HEARTBEAT_MS). */
+#define NOMAD_EVENTS_HEARTBEAT_MS 30000
+/* The default stall time: two heartbeats and a half, so that one late or lost heartbeat is no
+ * stall, while a dead connection is found within 75 s. */
+#define NOMAD_EVENTS_STALL_MS (NOMAD_EVENTS_HEARTBEAT_MS * 5 / 2)
 
 struct nomad_event {
 	const char *topic;    /* "Allocation", "Evaluation", "Job", ... */
@@ -28,7 +38,7 @@ typedef int (*nomad_event_fn)(void *ud, const struct nomad_event *ev);
 struct nomad_stream_opts {
 	const char *const *topics;  /* e.g. {"Job:*", "Allocation:*", "Evaluation:*", NULL} */
 	long long index;            /* start after this raft index (0: the server's oldest) */
-	int stall_ms;               /* end the stream after this long without a byte; 0 = 45 s */
+	int stall_ms;               /* end the stream after this long without a byte; 0 = NOMAD_EVENTS_STALL_MS */
 	int (*should_stop)(void *ud); /* polled about every 100 ms; may be NULL */
 	void (*on_connected)(void *ud); /* after the 200 and the first heartbeat; may be NULL */
 };

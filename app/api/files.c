@@ -3,8 +3,8 @@
  * Each runs one command in the runner through Nomad's exec (lib/nomad_exec, synchronous mode)
  * straight to the runner's allocation, whose id Redis holds: no Nomad REST call on the way.
  * Every file route is an activity: it pushes the runner's inactivity deadline.
- * Listing parses ls's output as it arrives and answers once ls succeeded (so a missing path is
- * still a clean 424); download streams cat's output into the response; copy streams the tar
+ * Listing parses ls's output as it arrives and streams each entry out (the head with the first
+ * one, so a missing path is still a clean 424); download streams cat's output into the response; copy streams the tar
  * archive into tar's stdin, one entry at a time.
  */
 #include <stdio.h>
@@ -19,7 +19,7 @@
 #include "model.h"
 #include "nomad_exec.h"
 
-#define LIST_TIMEOUT_MS 60000
+#define LIST_TIMEOUT_MS 600000 /* as long as a download: a million files take a while */
 #define COPY_TIMEOUT_MS 600000
 #define DOWNLOAD_TIMEOUT_MS 600000
 #define MAX_COPY_FILES 100000
@@ -82,19 +82,9 @@ static int query_bool(struct http_req *r, const char *name, int def)
 struct listing {
 	struct http_req *r;
 	struct ls_parser *parser;
-	json_object *batch; /* entries not yet written */
-	int started;        /* the response head went out */
+	int started; /* the response head went out */
 	int entries;
 };
-
-static void list_begin(struct listing *l)
-{
-	if (l->started)
-		return;
-	l->started = 1;
-	http_begin(l->r, 200, "Content-Type: application/json\r\n");
-	FCGX_PutS("{\"files\":[", l->r->fcgi->out);
-}
 
 static int list_entry(void *ud, const struct file_entry *fe)
 {
@@ -110,9 +100,20 @@ static int list_entry(void *ud, const struct file_entry *fe)
 	json_object_object_add(o, "permissions", json_object_new_string(fe->permissions));
 	json_object_object_add(o, "owner", json_object_new_string(fe->owner));
 	json_object_object_add(o, "group", json_object_new_string(fe->group));
-	/* entries are held until ls ends successfully: a failing ls (missing path) must still be
-	 * able to answer 424 instead of a half-written 200 */
-	json_object_array_add(l->batch, o);
+	/* streamed as ls goes, so a listing of a million files costs the worker no more memory than
+	 * one of ten (the FastCGI stream's buffer pushes back on ls through the exec); the head goes
+	 * out with the first entry, so a path that does not exist (ls fails with none) is still a
+	 * clean 424 */
+	if (!l->started) {
+		l->started = 1;
+		http_begin(l->r, 200, "Content-Type: application/json\r\n");
+		FCGX_PutS("{\"files\":[", l->r->fcgi->out);
+	} else {
+		FCGX_PutChar(',', l->r->fcgi->out);
+	}
+	FCGX_PutS(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+		  l->r->fcgi->out);
+	json_object_put(o);
 	l->entries++;
 	return 0;
 }
@@ -140,35 +141,32 @@ void h_files_list(struct api *a, struct http_req *r, const struct http_params *p
 	if (has == 0 || !path[0])
 		snprintf(path, sizeof path, "./");
 	char *line = cmd_list_files(path, query_bool(r, "recursive", 1), query_bool(r, "privilegedExecution", 0));
-	struct listing l = {.r = r, .batch = json_object_new_array()};
+	struct listing l = {.r = r};
 	l.parser = ls_parser_new(list_entry, &l);
 	struct nomad_exec_io io = {.on_stdout = list_output, .ud = &l};
 	int code = -1;
-	int rc = l.parser && l.batch ? run_in(a, &run, line, &io, LIST_TIMEOUT_MS, &code, &e)
-				     : perr_set(&e, PERR_UNKNOWN, "out of memory");
+	int rc = l.parser ? run_in(a, &run, line, &io, LIST_TIMEOUT_MS, &code, &e)
+			  : perr_set(&e, PERR_UNKNOWN, "out of memory");
 	if (rc == 0)
 		ls_parser_finish(l.parser);
-	if (rc < 0) {
+	if (l.started) {
+		/* FIL-15: an ls that listed something and then complained (an unreadable link target) is a
+		 * 200; an exec that broke off leaves the JSON unterminated, which tells the client */
+		if (rc == 0)
+			FCGX_PutS("]}", r->fcgi->out);
+		else
+			log_warn("listing ended early", "runner", run.id, "path", path, "error", e.msg);
+	} else if (rc < 0) {
 		exec_failed(r, &e, "could not list files");
-	} else if (code != 0 && l.entries == 0) {
-		/* FIL-19: we answer the spec's 424 for a path that does not exist (DIS-3); an ls that
-		 * listed something and then complained (an unreadable link target, FIL-15) is a 200 */
+	} else if (code != 0) {
+		/* FIL-19: we answer the spec's 424 for a path that does not exist (DIS-3) */
 		perr_set(&e, PERR_FAILED_DEPENDENCY, "file not found or insufficient permissions");
 		api_fail(r, &e);
 	} else {
-		list_begin(&l);
-		size_t n = json_object_array_length(l.batch);
-		for (size_t i = 0; i < n; i++) {
-			if (i)
-				FCGX_PutChar(',', r->fcgi->out);
-			FCGX_PutS(json_object_to_json_string_ext(json_object_array_get_idx(l.batch, i),
-								 JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
-				  r->fcgi->out);
-		}
-		FCGX_PutS("]}", r->fcgi->out);
+		http_begin(r, 200, "Content-Type: application/json\r\n");
+		FCGX_PutS("{\"files\":[]}", r->fcgi->out);
 	}
 	ls_parser_free(l.parser);
-	json_object_put(l.batch);
 	free(line);
 }
 
@@ -182,6 +180,7 @@ struct download {
 	int started;
 	unsigned long long size, sent;
 	int bad_head;
+	int client_gone; /* the response could not be written any more */
 };
 
 /* Content-Disposition: attachment; filename="<path>", with quotes, backslashes and control
@@ -233,8 +232,14 @@ static int download_output(void *ud, const char *data, size_t len)
 	/* never more than announced (a file that grew meanwhile) */
 	if (d->sent + len > d->size)
 		len = (size_t)(d->size - d->sent);
-	if (len)
-		FCGX_PutStr(data, (int)len, d->r->fcgi->out);
+	/* FCGX_PutStr waits while the web server takes nothing (its client does not read), which
+	 * holds back the command in the runner; when the web server gave up on the client and
+	 * closed the connection, the download ends here instead of reading the rest of the file
+	 * into a dead stream */
+	if (len && FCGX_PutStr(data, (int)len, d->r->fcgi->out) != (int)len) {
+		d->client_gone = 1;
+		return -1;
+	}
 	d->sent += len;
 	return 0;
 }
@@ -264,7 +269,8 @@ void h_files_raw(struct api *a, struct http_req *r, const struct http_params *p)
 	metrics_file_bytes(0, d.sent); /* metrics: bytes that went out */
 	if (d.started) {
 		if (rc < 0 || code != 0 || d.sent != d.size)
-			log_warn("download ended early", "runner", run.id, "path", path, "error", rc < 0 ? e.msg : "");
+			log_warn("download ended early", "runner", run.id, "path", path, "error",
+				 d.client_gone ? "the client is gone" : rc < 0 ? e.msg : "");
 		return; /* the head went out; a short body tells the client something went wrong */
 	}
 	if (rc == 0 && code == CMD_DOWNLOAD_NOT_READABLE) {

@@ -226,24 +226,23 @@ static void flush_stdin(struct exec_sess *s)
 		}
 		buf_consume(&s->stdin_buf, (size_t)n);
 	}
-	if (s->in_w.fd >= 0) {
-		if (s->stdin_buf.len == 0 && s->stdin_close) {
-			if (s->tty) {
-				/* a pty cannot be half-closed: send the EOF character instead */
-				char eof = 4;
-				struct termios t;
-				if (tcgetattr(s->in_w.fd, &t) == 0)
-					eof = (char)t.c_cc[VEOF];
-				if (write(s->in_w.fd, &eof, 1) < 0)
-					log_debug("exec: EOF to pty failed", "error", strerror(errno));
-				s->stdin_close = 0;
-			} else {
-				close_watch(&s->in_w);
-			}
-		} else if (!s->tty) {
-			loop_rewatch(&s->in_w, s->stdin_buf.len ? EPOLLOUT : 0);
+	if (s->in_w.fd >= 0 && s->stdin_buf.len == 0 && s->stdin_close) {
+		if (s->tty) {
+			/* a pty cannot be half-closed: send the EOF character instead */
+			char eof = 4;
+			struct termios t;
+			if (tcgetattr(s->in_w.fd, &t) == 0)
+				eof = (char)t.c_cc[VEOF];
+			if (write(s->in_w.fd, &eof, 1) == 1 || errno != EAGAIN)
+				s->stdin_close = 0; /* sent, or the terminal is gone (EAGAIN: when writable) */
+		} else {
+			close_watch(&s->in_w);
 		}
 	}
+	/* a pipe or a pty master alike: what the process has not taken yet goes when it can, so
+	 * writability is watched while anything waits (and only then: it is level-triggered) */
+	if (s->in_w.fd >= 0)
+		loop_rewatch(&s->in_w, s->stdin_buf.len || s->stdin_close ? EPOLLOUT : 0);
 	if (s->c)
 		http_pause_read(s->c, s->stdin_buf.len > EXEC_STDIN_MAX);
 }

@@ -36,6 +36,7 @@ struct http_conn {
 	struct buf out;
 	size_t out_off;
 	int closing, closed, paused, keepalive;
+	int rd_eof; /* the peer half-closed: only answers left to flush */
 	char peer[64];
 	void (*close_cb)(struct http_conn *, void *);
 	void *close_arg;
@@ -55,7 +56,7 @@ struct http_conn {
 	int ws_close_sent;
 };
 
-static struct loop_watch listen_watch;
+static struct loop_listener listener = {.w.fd = -1};
 static http_handler handler;
 static int nconns;
 static struct http_conn **conns;
@@ -149,8 +150,10 @@ void http_close(struct http_conn *c)
 	c->closed = 1;
 	int fd = c->w.fd;
 	loop_unwatch(&c->w);
-	if (fd >= 0)
+	if (fd >= 0) {
 		close(fd);
+		loop_fd_released();
+	}
 	conns_del(c);
 	if (c->close_cb) {
 		void (*cb)(struct http_conn *, void *) = c->close_cb;
@@ -185,13 +188,16 @@ size_t http_out_pending(const struct http_conn *c) { return c->out.len - c->out_
 
 const char *http_peer(const struct http_conn *c) { return c->peer; }
 
+/* Level-triggered: only what the connection acts on now. Paused, it reads nothing (an EOF or
+ * EPOLLRDHUP waits until it resumes); after the peer's EOF there is nothing more to read. Either
+ * kept in the mask, the peer's FIN would wake the loop at once, forever. */
 static void conn_update_events(struct http_conn *c)
 {
 	if (c->closed)
 		return;
-	uint32_t ev = EPOLLRDHUP;
-	if (!c->paused)
-		ev |= EPOLLIN;
+	uint32_t ev = 0;
+	if (!c->paused && !c->rd_eof)
+		ev |= EPOLLIN | EPOLLRDHUP;
 	if (c->out.len > c->out_off)
 		ev |= EPOLLOUT;
 	loop_rewatch(&c->w, ev);
@@ -706,7 +712,8 @@ static void on_conn_event(struct loop_watch *w, uint32_t events)
 		conn_flush(c);
 	if (c->closed)
 		return;
-	if (events & EPOLLERR) {
+	if ((events & EPOLLERR) || ((events & EPOLLHUP) && (c->paused || c->rd_eof))) {
+		/* EPOLLHUP cannot be masked: gone both ways, so nothing can be answered either */
 		http_close(c);
 		return;
 	}
@@ -729,10 +736,13 @@ static void on_conn_event(struct loop_watch *w, uint32_t events)
 			if (n == 0) {
 				/* peer closed: finish what it sent, then drop the connection */
 				conn_process(c);
-				if (!c->closed && c->mode == MODE_HTTP && c->out.len > c->out_off)
+				if (!c->closed && c->mode == MODE_HTTP && c->out.len > c->out_off) {
 					c->closing = 1;
-				else
+					c->rd_eof = 1;
+					conn_update_events(c);
+				} else {
 					http_close(c);
+				}
 				return;
 			}
 			if (c->mode == MODE_STREAM)
@@ -748,16 +758,14 @@ static void on_conn_event(struct loop_watch *w, uint32_t events)
 
 static void on_accept(struct loop_watch *w, uint32_t events)
 {
-	(void)events;
+	(void)w, (void)events;
 	for (;;) {
 		struct sockaddr_in sa;
 		socklen_t sl = sizeof sa;
-		int fd = accept4(w->fd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				log_warn("http: accept failed", "error", strerror(errno));
+		/* out of descriptors, the listener pauses (loop.h) instead of failing at once, forever */
+		int fd = loop_accept(&listener, (struct sockaddr *)&sa, &sl);
+		if (fd < 0)
 			return;
-		}
 		if (nconns >= HTTPD_MAX_CONNS) {
 			log_warn("http: connection limit reached, refusing");
 			close(fd);
@@ -768,16 +776,19 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 		struct http_conn *c = calloc(1, sizeof *c);
 		if (!c) {
 			close(fd);
-			continue;
+			loop_listener_starve(&listener, ENOMEM);
+			return;
 		}
 		char ip[INET_ADDRSTRLEN] = "?";
 		inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
 		snprintf(c->peer, sizeof c->peer, "%s:%d", ip, ntohs(sa.sin_port));
 		c->keepalive = 1;
 		if (loop_watch(&c->w, fd, EPOLLIN | EPOLLRDHUP, on_conn_event, c) < 0) {
+			int e = errno;
 			close(fd);
 			free(c);
-			continue;
+			loop_listener_starve(&listener, e);
+			return;
 		}
 		conns_add(c);
 	}
@@ -802,17 +813,16 @@ int httpd_listen(const char *addr, int port, http_handler h)
 		return -1;
 	}
 	handler = h;
-	return loop_watch(&listen_watch, fd, EPOLLIN, on_accept, NULL);
+	if (loop_listen(&listener, fd, "http", on_accept, NULL) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return 0;
 }
 
-void httpd_close(void)
-{
-	if (listen_watch.fd >= 0) {
-		int fd = listen_watch.fd;
-		loop_unwatch(&listen_watch);
-		close(fd);
-	}
-}
+void httpd_close(void) { loop_listen_close(&listener); }
 
 void httpd_close_all(void)
 {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -208,6 +209,114 @@ void loop_unwatch(struct loop_watch *w)
 	if (w->fd >= 0)
 		epoll_ctl(epfd, EPOLL_CTL_DEL, w->fd, NULL);
 	w->fd = -1;
+}
+
+/* ---- listening sockets ---- */
+
+static struct loop_listener *paused_listeners;
+
+static void listener_resume(struct loop_listener *l)
+{
+	if (!l->paused)
+		return;
+	l->paused = 0;
+	for (struct loop_listener **pp = &paused_listeners; *pp; pp = &(*pp)->next_paused)
+		if (*pp == l) {
+			*pp = l->next_paused;
+			break;
+		}
+	l->next_paused = NULL;
+	loop_timer_stop(&l->retry);
+	loop_rewatch(&l->w, EPOLLIN);
+}
+
+static void on_listener_retry(struct loop_timer *t) { listener_resume(t->arg); }
+
+int loop_listen(struct loop_listener *l, int fd, const char *name, loop_fd_cb cb, void *arg)
+{
+	l->name = name;
+	l->paused = l->starved = 0;
+	l->next_paused = NULL;
+	loop_timer_init(&l->retry, on_listener_retry, l);
+	return loop_watch(&l->w, fd, EPOLLIN, cb, arg);
+}
+
+void loop_listener_starve(struct loop_listener *l, int err)
+{
+	if (!l->starved) {
+		l->starved = 1;
+		log_warn("cannot accept connections for now; waiting for a free descriptor", "listener", l->name,
+			 "error", strerror(err));
+	}
+	if (!l->paused && l->w.fd >= 0) {
+		/* a listening socket reports nothing but EPOLLIN, so events 0 silences it */
+		loop_rewatch(&l->w, 0);
+		l->paused = 1;
+		l->next_paused = paused_listeners;
+		paused_listeners = l;
+	}
+	if (l->paused)
+		loop_timer_start(&l->retry, LOOP_ACCEPT_RETRY_MS);
+}
+
+int loop_accept(struct loop_listener *l, struct sockaddr *sa, socklen_t *len)
+{
+	if (l->paused || l->w.fd < 0) {
+		errno = EAGAIN;
+		return -1;
+	}
+	for (;;) {
+		int fd = accept4(l->w.fd, sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0)
+			return fd;
+		switch (errno) {
+		case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+		case EWOULDBLOCK:
+#endif
+			if (l->starved) {
+				l->starved = 0;
+				log_info("accepting connections again", "listener", l->name);
+			}
+			errno = EAGAIN;
+			return -1;
+		case EINTR:
+		case ECONNABORTED:
+		/* errors of that one connection (accept(2)): the next may be fine */
+		case EPROTO:
+		case ENETDOWN:
+		case ENOPROTOOPT:
+		case EHOSTDOWN:
+		case ENONET:
+		case EHOSTUNREACH:
+		case EOPNOTSUPP:
+		case ENETUNREACH:
+		case EPERM:
+			continue;
+		default: {
+			/* out of descriptors or memory, or anything else that would fail again at once */
+			int e = errno;
+			loop_listener_starve(l, e);
+			errno = e;
+			return -1;
+		}
+		}
+	}
+}
+
+void loop_listen_close(struct loop_listener *l)
+{
+	listener_resume(l); /* off the paused list, its timer stopped */
+	int fd = l->w.fd;
+	loop_unwatch(&l->w);
+	if (fd >= 0)
+		close(fd);
+}
+
+void loop_fd_released(void)
+{
+	while (paused_listeners)
+		listener_resume(paused_listeners);
 }
 
 /* ---- children and signals ---- */

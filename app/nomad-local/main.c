@@ -51,6 +51,9 @@
 #define DEFAULT_BIND "127.0.0.1"
 #define DEFAULT_PORT 4646
 #define DEFAULT_STATE "run/nomad-local"
+#define MAX_ALLOCS 1024     /* the default bound of sandboxes, if descriptors allow it */
+#define FDS_PER_ALLOC 32    /* a sandbox's own descriptors (about 8) and its exec sessions' */
+#define FDS_RESERVED 256    /* the API's connections, the event streams, state files */
 
 static void usage(FILE *f)
 {
@@ -65,10 +68,12 @@ static void usage(FILE *f)
 		   "                (e.g. /opt/java); may be given %d times\n"
 		   "  -disk-mb N    writable space of one sandbox (/workspace, /tmp and the rest, together;\n"
 		   "                in memory, counted against the task's memory limit) (default %d)\n"
+		   "  -max-allocations N  sandboxes the agent runs at once; more are not placed (FailedTGAllocs)\n"
+		   "                until one ends (default: what the descriptor limit allows, at most %d)\n"
 		   "  -token T      ACL token required in X-Nomad-Token (default: ACLs disabled)\n"
 		   "  -log-level L  debug, info, warn or error (default info)\n"
 		   "  -cleanup      kill every sandbox recorded in the state directory and exit\n",
-		DEFAULT_BIND, DEFAULT_PORT, DEFAULT_STATE, SANDBOX_HOST_DIRS_MAX, SANDBOX_DISK_MB_DEFAULT);
+		DEFAULT_BIND, DEFAULT_PORT, DEFAULT_STATE, SANDBOX_HOST_DIRS_MAX, SANDBOX_DISK_MB_DEFAULT, MAX_ALLOCS);
 }
 
 static void on_signal(int sig)
@@ -112,6 +117,7 @@ int main(int argc, char **argv)
 	int port = DEFAULT_PORT, do_cleanup = 0, nhost_dirs = 0;
 	const char *host_dirs[SANDBOX_HOST_DIRS_MAX];
 	long long disk_mb = SANDBOX_DISK_MB_DEFAULT;
+	long max_allocs = 0;
 	log_set_program("nomad-local");
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -152,6 +158,13 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			host_dirs[nhost_dirs++] = val;
+		} else if (strcmp(a, "-max-allocations") == 0) {
+			char *end;
+			max_allocs = strtol(val, &end, 10);
+			if (*end || max_allocs <= 0 || max_allocs > 1000000) {
+				fprintf(stderr, "nomad-local: invalid -max-allocations %s\n", val);
+				return 2;
+			}
 		} else if (strcmp(a, "-disk-mb") == 0) {
 			char *end;
 			disk_mb = strtoll(val, &end, 10);
@@ -222,12 +235,21 @@ int main(int argc, char **argv)
 		log_error("cannot listen", "address", http_addr, "error", strerror(errno));
 		return 1;
 	}
-	sched_init();
+	char nbuf[24], abuf[24], mbuf[24];
+	struct rlimit nofile = {0, 0};
+	getrlimit(RLIMIT_NOFILE, &nofile);
+	long fit = nofile.rlim_cur > FDS_RESERVED ? (long)(nofile.rlim_cur - FDS_RESERVED) / FDS_PER_ALLOC : 1;
+	if (!max_allocs)
+		max_allocs = fit < MAX_ALLOCS ? (fit > 0 ? fit : 1) : MAX_ALLOCS;
+	else if (max_allocs > fit)
+		log_warn("-max-allocations is more than the descriptor limit allows; the agent may run out of them",
+			 "max", log_int(nbuf, max_allocs), "fits", log_int(abuf, fit));
+	sched_init((int)max_allocs);
 	sched_restore();
-	char nbuf[24], abuf[24];
 	log_info("nomad-local listening", "address", http_addr, "state", abs_state, "images",
 		 abs_images[0] ? abs_images : "(host root)", "acl", token[0] ? "enabled" : "disabled", "jobs",
-		 log_int(nbuf, st.njobs), "allocations", log_int(abuf, st.nallocs));
+		 log_int(nbuf, st.njobs), "allocations", log_int(abuf, st.nallocs), "max_allocations",
+		 log_int(mbuf, max_allocs));
 	loop_run();
 
 	httpd_close();

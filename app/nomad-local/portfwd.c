@@ -1,7 +1,14 @@
 /* portfwd: see portfwd.h. One listener per port; each accepted connection becomes a pair of
  * sockets relayed with two bounded buffers. The sandbox-side socket is created while the agent
  * is temporarily inside the sandbox's network namespace (the loop is single-threaded, so
- * nothing else runs meanwhile). */
+ * nothing else runs meanwhile).
+ *
+ * The loop is level-triggered, so a side is registered for exactly what it can act on now:
+ * EPOLLIN while its buffer has room and it has not reached EOF, EPOLLOUT while the other side
+ * has data for it. A side that needs neither (it reached EOF and has nothing to receive, e.g. a
+ * half-closed connection whose other end stays idle) is taken off the loop altogether, because
+ * epoll reports EPOLLHUP whatever the mask: a condition nobody consumes would wake the loop at
+ * once, forever. */
 #include "portfwd.h"
 
 #include <arpa/inet.h>
@@ -22,7 +29,8 @@
 struct pf_conn;
 
 struct pf_listener {
-	struct loop_watch w;
+	struct loop_listener ll;
+	char name[40];
 	int to;
 	int netns_fd; /* dup of the sandbox's net ns */
 	struct pf_conn *conns;
@@ -30,7 +38,8 @@ struct pf_listener {
 };
 
 struct pf_side {
-	struct loop_watch w;
+	struct loop_watch w; /* registered only while this side needs an event (w.fd -1 otherwise) */
+	int fd;
 	char buf[PORTFWD_BUF];
 	size_t len, off; /* data read from this side, waiting to go to the other */
 	int eof;
@@ -83,11 +92,12 @@ static void conn_close(struct pf_conn *c)
 		return;
 	c->closed = 1;
 	for (int i = 0; i < 2; i++) {
-		int fd = c->s[i].w.fd;
 		loop_unwatch(&c->s[i].w);
-		if (fd >= 0)
-			close(fd);
+		if (c->s[i].fd >= 0)
+			close(c->s[i].fd);
+		c->s[i].fd = -1;
 	}
+	loop_fd_released();
 	struct pf_conn **pp;
 	for (pp = &c->l->conns; *pp; pp = &(*pp)->next)
 		if (*pp == c) {
@@ -97,16 +107,23 @@ static void conn_close(struct pf_conn *c)
 	loop_defer_free(conn_free, c);
 }
 
+static void on_side(struct loop_watch *w, uint32_t events);
+
 static void conn_update(struct pf_conn *c)
 {
 	for (int i = 0; i < 2 && !c->closed; i++) {
 		struct pf_side *me = &c->s[i], *other = &c->s[1 - i];
-		uint32_t ev = EPOLLRDHUP;
+		uint32_t ev = 0;
 		if (me->len < PORTFWD_BUF && !me->eof && (i == 0 || c->connected))
-			ev |= EPOLLIN;
+			ev |= EPOLLIN; /* EOF shows as readable: no EPOLLRDHUP needed */
 		if (other->len > other->off || (i == 1 && !c->connected))
 			ev |= EPOLLOUT;
-		loop_rewatch(&me->w, ev);
+		if (!ev)
+			loop_unwatch(&me->w);
+		else if (me->w.fd >= 0)
+			loop_rewatch(&me->w, ev);
+		else if (loop_watch(&me->w, me->fd, ev, on_side, c) < 0)
+			conn_close(c);
 	}
 }
 
@@ -118,7 +135,7 @@ static void on_side(struct loop_watch *w, uint32_t events)
 	if (i == 1 && !c->connected && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
 		int err = 0;
 		socklen_t el = sizeof err;
-		getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+		getsockopt(me->fd, SOL_SOCKET, SO_ERROR, &err, &el);
 		if (err) {
 			conn_close(c);
 			return;
@@ -127,7 +144,7 @@ static void on_side(struct loop_watch *w, uint32_t events)
 	}
 	if (events & EPOLLOUT) {
 		while (other->len > other->off) {
-			ssize_t n = send(w->fd, other->buf + other->off, other->len - other->off, MSG_NOSIGNAL);
+			ssize_t n = send(me->fd, other->buf + other->off, other->len - other->off, MSG_NOSIGNAL);
 			if (n < 0) {
 				if (errno == EAGAIN)
 					break;
@@ -139,17 +156,17 @@ static void on_side(struct loop_watch *w, uint32_t events)
 		if (other->off == other->len) {
 			other->off = other->len = 0;
 			if (other->eof)
-				shutdown(w->fd, SHUT_WR);
+				shutdown(me->fd, SHUT_WR);
 		}
 	}
 	if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) && me->len < PORTFWD_BUF && !me->eof) {
-		ssize_t n = recv(w->fd, me->buf + me->len, PORTFWD_BUF - me->len, 0);
+		ssize_t n = recv(me->fd, me->buf + me->len, PORTFWD_BUF - me->len, 0);
 		if (n > 0) {
 			me->len += (size_t)n;
 		} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
 			me->eof = 1;
-			if (me->len == 0 && c->s[1 - i].w.fd >= 0)
-				shutdown(c->s[1 - i].w.fd, SHUT_WR);
+			if (me->len == 0 && other->fd >= 0)
+				shutdown(other->fd, SHUT_WR);
 		}
 	}
 	if (events & EPOLLERR) {
@@ -168,7 +185,8 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 	struct pf_listener *l = w->arg;
 	(void)events;
 	for (;;) {
-		int cfd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		/* out of descriptors, the listener pauses (loop.h) instead of failing at once, forever */
+		int cfd = loop_accept(&l->ll, NULL, NULL);
 		if (cfd < 0)
 			return;
 		if (setns(l->netns_fd, CLONE_NEWNET) < 0) {
@@ -176,11 +194,14 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 			continue;
 		}
 		int sfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		int serr = errno;
 		if (setns(own_netns, CLONE_NEWNET) < 0)
 			log_error("portfwd: cannot return to the agent's network namespace", "error", strerror(errno));
 		if (sfd < 0) {
+			/* the one descriptor left went to the client: it is dropped, the rest wait queued */
 			close(cfd);
-			continue;
+			loop_listener_starve(&l->ll, serr);
+			return;
 		}
 		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)l->to),
 					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -193,13 +214,16 @@ static void on_accept(struct loop_watch *w, uint32_t events)
 		if (!c) {
 			close(cfd);
 			close(sfd);
-			continue;
+			loop_listener_starve(&l->ll, ENOMEM);
+			return;
 		}
 		c->l = l;
 		c->next = l->conns;
 		l->conns = c;
-		loop_watch(&c->s[0].w, cfd, EPOLLIN | EPOLLRDHUP, on_side, c);
-		loop_watch(&c->s[1].w, sfd, EPOLLOUT | EPOLLRDHUP, on_side, c);
+		c->s[0].fd = cfd;
+		c->s[1].fd = sfd;
+		c->s[0].w.fd = c->s[1].w.fd = -1;
+		conn_update(c); /* the client readable, the sandbox side until connected */
 	}
 }
 
@@ -234,7 +258,15 @@ void portfwd_start(struct nl_alloc *a, struct sandbox *sb)
 		}
 		l->to = a->ports[i].to;
 		l->netns_fd = fcntl(sb->ns_fd[4], F_DUPFD_CLOEXEC, 3);
-		loop_watch(&l->w, fd, EPOLLIN, on_accept, l);
+		snprintf(l->name, sizeof l->name, "portfwd 127.0.0.1:%d", a->ports[i].value);
+		if (loop_listen(&l->ll, fd, l->name, on_accept, l) < 0) {
+			log_error("portfwd: cannot watch", "alloc_id", a->id, "error", strerror(errno));
+			close(fd);
+			if (l->netns_fd >= 0)
+				close(l->netns_fd);
+			free(l);
+			continue;
+		}
 		l->next = pa->ls;
 		pa->ls = l;
 	}
@@ -254,10 +286,7 @@ void portfwd_stop(struct nl_alloc *a)
 			ln = l->next;
 			while (l->conns)
 				conn_close(l->conns);
-			int fd = l->w.fd;
-			loop_unwatch(&l->w);
-			if (fd >= 0)
-				close(fd);
+			loop_listen_close(&l->ll);
 			if (l->netns_fd >= 0)
 				close(l->netns_fd);
 			loop_defer_free(conn_free, l);

@@ -109,6 +109,8 @@ json_object *render_eval(const struct nl_eval *e)
 	opt_s(o, "JobID", e->job_id);
 	opt_i(o, "JobModifyIndex", (long long)e->job_modify_index);
 	opt_s(o, "Status", e->status);
+	if (e->failed)
+		put(o, "FailedTGAllocs", json_object_get(e->failed));
 	if (e->queued && strcmp(e->status, "pending") != 0)
 		put(o, "QueuedAllocations", json_object_get(e->queued));
 	opt_i(o, "SnapshotIndex", (long long)e->snapshot_index);

@@ -50,6 +50,7 @@ struct image {
 	char root[1100];
 	char passwd[1200], group[1200];
 	int has_setuser;
+	int own_user;      /* the account "user" is ours: each sandbox gets a uid of its own */
 	char setpriv[32]; /* where the root has setpriv, "" if it has none */
 	uid_t uid;
 	gid_t gid;
@@ -750,6 +751,9 @@ static int build_image(struct image *im)
 		char dir[1300];
 		snprintf(dir, sizeof dir, "%s/images/host", state_dir);
 		im->uid = im->gid = SANDBOX_USER_UID;
+		im->own_user = 1;
+		snprintf(im->passwd, sizeof im->passwd, "%s/etc/passwd", dir);
+		snprintf(im->group, sizeof im->group, "%s/etc/group", dir);
 		char etc[1320];
 		snprintf(etc, sizeof etc, "%s/etc", dir);
 		if (mkdir_p(dir, 0755) < 0 || host_etc(a, dir) < 0 || host_etc_files(etc, im->uid) < 0)
@@ -799,6 +803,7 @@ static int build_image(struct image *im)
 		free(gr);
 		snprintf(line, sizeof line, "user:x:%u:%u:user:/workspace:/bin/bash\n", (unsigned)uid, (unsigned)uid);
 		im->uid = im->gid = uid;
+		im->own_user = 1;
 		if (write_with_line(src, im->passwd, line) == 0) {
 			snprintf(p, sizeof p, "%s/etc/passwd", r);
 			if (file_exists(p)) {
@@ -914,8 +919,35 @@ int sandbox_init(const struct sandbox_opts *o)
 
 /* ---- lifecycle ---- */
 
+/* Our descriptors of an ended sandbox's namespaces may be the last references to its mount
+ * namespace, and dropping those frees its tmpfs, in the process that drops them: half a second
+ * of the agent's loop for a runner with 400 000 files. A child takes the references over and lets
+ * go of them once the agent has closed its own (when the returned pipe end closes), so that the
+ * freeing happens in the child. Returns that pipe end, or -1 (the agent drops them itself). */
+static int hand_off_ns(struct sandbox *sb)
+{
+	int gate[2];
+	if (sb->ns_fd[0] < 0 || pipe2(gate, O_CLOEXEC) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		char c;
+		close(gate[1]);
+		while (read(gate[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(0); /* the last references go with this process */
+	}
+	close(gate[0]);
+	if (pid < 0) {
+		close(gate[1]);
+		return -1;
+	}
+	return gate[1];
+}
+
 static void close_ns(struct sandbox *sb)
 {
+	int gate = sb->exited ? hand_off_ns(sb) : -1;
 	for (int i = 0; i < 5; i++)
 		if (sb->ns_fd[i] > 0) {
 			close(sb->ns_fd[i]);
@@ -924,6 +956,8 @@ static void close_ns(struct sandbox *sb)
 	if (sb->root_fd > 0)
 		close(sb->root_fd);
 	sb->root_fd = -1;
+	if (gate >= 0)
+		close(gate);
 }
 
 static int open_ns(struct sandbox *sb)
@@ -1224,6 +1258,59 @@ static void sb_reset(struct sandbox *sb)
 	loop_timer_init(&sb->ready_timer, on_ready_poll, sb);
 }
 
+/* Uids of the sandboxes whose account is ours: SANDBOX_UID_BASE + a slot, one per live sandbox,
+ * so that what the kernel counts per uid (inotify instances and watches, pipe buffers, message
+ * queues, processes) is not shared between runners. */
+static unsigned char uid_taken[SANDBOX_UIDS];
+
+static uid_t uid_take(void)
+{
+	for (int i = 0; i < SANDBOX_UIDS; i++)
+		if (!uid_taken[i]) {
+			uid_taken[i] = 1;
+			return (uid_t)(SANDBOX_UID_BASE + i);
+		}
+	return (uid_t)-1;
+}
+
+static void uid_mark(uid_t uid, int taken)
+{
+	if (uid >= SANDBOX_UID_BASE && uid < SANDBOX_UID_BASE + SANDBOX_UIDS)
+		uid_taken[uid - SANDBOX_UID_BASE] = (unsigned char)taken;
+}
+
+/* dir/passwd and dir/group: the image's (or our) accounts with "user" as uid and gid. */
+static int own_account_files(const struct image *im, const char *dir, uid_t uid, char *passwd, char *group,
+			     size_t cap)
+{
+	static const char *files[2][2] = {{"passwd", "user:x:%u:%u:user:/workspace:/bin/bash\n"},
+					  {"group", "user:x:%u:\n"}};
+	const char *bases[2] = {im->passwd, im->group};
+	char *outs[2] = {passwd, group};
+	for (int k = 0; k < 2; k++) {
+		size_t len = 0;
+		char *base = read_file(bases[k], 1 << 20, &len);
+		struct buf b = {0};
+		/* every line but the template's own "user" */
+		for (char *line = base, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+			nl = strchr(line, '\n');
+			size_t n = nl ? (size_t)(nl - line) : strlen(line);
+			if (strncmp(line, "user:", 5) != 0) {
+				buf_add(&b, line, n);
+				buf_adds(&b, "\n");
+			}
+		}
+		free(base);
+		buf_printf(&b, files[k][1], (unsigned)uid, (unsigned)uid);
+		snprintf(outs[k], cap, "%s/%s", dir, files[k][0]);
+		int rc = b.p ? write_file_atomic(outs[k], b.p, b.len, 0644) : -1;
+		buf_free(&b);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int sandbox_start(struct sandbox *sb, const struct sandbox_cfg *cfg, const struct sandbox_ops *ops, void *arg,
 		  char *err, size_t errcap)
 {
@@ -1248,10 +1335,23 @@ int sandbox_start(struct sandbox *sb, const struct sandbox_cfg *cfg, const struc
 	}
 	sb->user_uid = im->uid;
 	sb->user_gid = im->gid;
+	char own_passwd[1300] = "", own_group[1300] = "";
+	if (im->own_user) {
+		uid_t uid = uid_take();
+		if (uid == (uid_t)-1) {
+			snprintf(err, errcap, "no uid left for another sandbox (%d in use)", SANDBOX_UIDS);
+			return -1;
+		}
+		sb->user_uid = uid;
+		sb->user_gid = (gid_t)uid;
+	}
 	snprintf(logs, sizeof logs, "%s/logs", cfg->alloc_dir);
 	snprintf(status, sizeof status, "%s/status.json", cfg->alloc_dir);
-	if (mkdir_p(logs, 0755) < 0) {
+	if (mkdir_p(logs, 0755) < 0 ||
+	    (im->own_user && own_account_files(im, cfg->alloc_dir, sb->user_uid, own_passwd, own_group,
+					       sizeof own_passwd) < 0)) {
 		snprintf(err, errcap, "failed to create the allocation directory: %s", strerror(errno));
+		uid_mark(sb->user_uid, 0);
 		return -1;
 	}
 	unlink(status);
@@ -1277,6 +1377,14 @@ int sandbox_start(struct sandbox *sb, const struct sandbox_cfg *cfg, const struc
 	args_add(&args, "--hostname");
 	args_add(&args, hostname);
 	buf_add(&args, im->args.p, im->args.len);
+	if (im->own_user) {
+		args_add(&args, "--ro-bind");
+		args_add(&args, own_passwd);
+		args_add(&args, "/etc/passwd");
+		args_add(&args, "--ro-bind");
+		args_add(&args, own_group);
+		args_add(&args, "/etc/group");
+	}
 	proc_args(&args);
 	args_add(&args, "--dev");
 	args_add(&args, "/dev");
@@ -1463,8 +1571,10 @@ void sandbox_release(struct sandbox *sb)
 	if (sb->bwrap_pid > 0 && sb->is_child)
 		loop_child_forget(sb->bwrap_pid);
 	close_ns(sb);
-	if (sb->exited)
+	if (sb->exited) {
 		cg_remove(sb);
+		uid_mark(sb->user_uid, 0);
+	}
 	if (sb->info) {
 		buf_free(sb->info);
 		free(sb->info);
@@ -1529,6 +1639,7 @@ int sandbox_adopt(struct sandbox *sb, json_object *saved, const struct sandbox_o
 	sb->ops = ops;
 	sb->arg = arg;
 	from_json(sb, saved);
+	uid_mark(sb->user_uid, 1);
 	*exit_code = -1;
 	*oom = 0;
 	int alive = sb->bwrap_pid > 0 && sb->init_pid > 0 && proc_start_time(sb->bwrap_pid) == sb->bwrap_start &&

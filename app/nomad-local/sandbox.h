@@ -35,6 +35,8 @@
 #define SANDBOX_PIDS_MAX 1024
 #define SANDBOX_READY_TIMEOUT_MS 10000
 #define SANDBOX_USER_UID 1000
+#define SANDBOX_UID_BASE 100000 /* the user's uid in sandboxes whose account is ours: base + slot */
+#define SANDBOX_UIDS 4096
 #define SANDBOX_HOST_DIRS_MAX 16
 #define SANDBOX_DISK_MB_DEFAULT 1024
 #define SANDBOX_SLIRP "/usr/bin/slirp4netns"

@@ -14,6 +14,7 @@
 #include "util.h"
 
 static struct loop_timer gc_timer;
+static int max_allocs;
 
 /* ---- events ---- */
 
@@ -196,6 +197,45 @@ static void plan_stop(struct plan *p, struct nl_eval *e, struct nl_alloc *a, con
 		p->stopped[p->nstopped++] = a;
 }
 
+/* Whether the node can take one more allocation (replacing live, which goes); when it cannot,
+ * the group is recorded in the evaluation's FailedTGAllocs as Nomad's scheduler records an
+ * exhausted node, and the failure is logged once per evaluation. */
+static int room_for_one_more(struct nl_eval *e, const char *group, const struct nl_alloc *live)
+{
+	int running = 0;
+	for (int i = 0; i < st.nallocs; i++)
+		running += !alloc_terminal(st.allocs[i]);
+	if (live)
+		running--;
+	if (running < max_allocs)
+		return 1;
+	if (!e->failed)
+		e->failed = json_object_new_object();
+	json_object *m = json_object_new_object(), *dim = json_object_new_object();
+	json_object_object_add(dim, "sandboxes", json_object_new_int(1));
+	json_object_object_add(m, "NodesEvaluated", json_object_new_int(1));
+	json_object_object_add(m, "NodesFiltered", json_object_new_int(0));
+	json_object_object_add(m, "NodesInPool", json_object_new_int(1));
+	json_object_object_add(m, "NodesAvailable", json_object_new_object());
+	json_object_object_add(m, "ClassFiltered", NULL);
+	json_object_object_add(m, "ConstraintFiltered", NULL);
+	json_object_object_add(m, "NodesExhausted", json_object_new_int(1));
+	json_object_object_add(m, "ClassExhausted", NULL);
+	json_object_object_add(m, "DimensionExhausted", dim);
+	json_object_object_add(m, "QuotaExhausted", NULL);
+	json_object_object_add(m, "ResourcesExhausted", NULL);
+	json_object_object_add(m, "Scores", NULL);
+	json_object_object_add(m, "ScoreMetaData", NULL);
+	json_object_object_add(m, "AllocationTime", json_object_new_int(0));
+	json_object_object_add(m, "CoalescedFailures", json_object_new_int(0));
+	json_object_object_add(e->failed, group, m);
+	char n[24];
+	log_warn("allocation not placed: the agent runs its maximum of sandboxes (-max-allocations); "
+		 "placement is tried again when one ends",
+		 "job_id", e->job_id, "group", group, "max", log_int(n, max_allocs));
+	return 0;
+}
+
 static void plan_job(struct nl_job *j, struct nl_eval *e, int all_stop)
 {
 	struct plan p = {0};
@@ -247,6 +287,8 @@ static void plan_job(struct nl_job *j, struct nl_eval *e, int all_stop)
 			}
 			plan_stop(&p, e, live, "alloc is being updated due to job update");
 		}
+		if (!room_for_one_more(e, gname, live))
+			continue;
 		uint64_t pidx = plan_index(&p, e);
 		struct nl_alloc *a = new_alloc(j, e, g, pidx);
 		if (strcmp(live ? live->id : "", "") != 0)
@@ -451,6 +493,35 @@ void sched_alloc_update(struct nl_alloc *a, const char *event_type)
 
 /* ---- garbage collection ---- */
 
+/* Jobs whose last evaluation could not place a group (the node was full) get a new evaluation,
+ * as Nomad's blocked evaluations do once capacity frees up. */
+static void retry_unplaced(void)
+{
+	for (int i = 0; i < st.nevals; i++) {
+		struct nl_eval *e = st.evals[i];
+		if (!e->failed || strcmp(e->status, "complete") != 0)
+			continue;
+		struct nl_job *j = state_job(e->ns, e->job_id);
+		/* only the job's newest evaluation counts, and only while the job still wants to run */
+		int newer = 0;
+		for (int k = 0; k < st.nevals && !newer; k++)
+			newer = st.evals[k] != e && strcmp(st.evals[k]->ns, e->ns) == 0 &&
+				strcmp(st.evals[k]->job_id, e->job_id) == 0 && st.evals[k]->create_index > e->create_index;
+		if (newer || !j || j->stop)
+			continue;
+		uint64_t idx = state_next_index();
+		struct nl_eval *n = new_eval(j, js_str(j->spec, "Type", "service"), "queued-allocs", e->priority, idx);
+		n->job_modify_index = j->job_modify_index;
+		n->queued = json_object_get(e->queued);
+		state_save_eval(n);
+		struct ev_batch *b = events_begin(idx);
+		ev_eval(b, "EvaluationUpdated", n);
+		events_commit(b);
+		plan_job(j, n, 0);
+		arm_eval(n);
+	}
+}
+
 static void on_gc(struct loop_timer *t)
 {
 	int64_t now = now_ns();
@@ -483,11 +554,13 @@ static void on_gc(struct loop_timer *t)
 		}
 	}
 	sandbox_gc();
+	retry_unplaced();
 	loop_timer_start(t, SCHED_GC_INTERVAL_MS);
 }
 
-void sched_init(void)
+void sched_init(int max)
 {
+	max_allocs = max;
 	loop_timer_init(&gc_timer, on_gc, NULL);
 	loop_timer_start(&gc_timer, SCHED_GC_INTERVAL_MS);
 }

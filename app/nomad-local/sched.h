@@ -25,7 +25,9 @@
 #define SCHED_GC_MAX_TERMINAL 200
 #define SCHED_GC_MAX_DONE_EVALS 500
 
-void sched_init(void);
+/* max_allocs: allocations with a sandbox this agent runs at most; beyond it a placement fails
+ * as Nomad's does on an exhausted node (FailedTGAllocs) and is tried again every GC tick. */
+void sched_init(int max_allocs);
 /* Registers req->job (ownership taken). Returns the response body (caller puts). */
 json_object *sched_register(struct jobspec_request *req);
 /* Deregisters; returns the response body (unknown job: the all-zero answer). */

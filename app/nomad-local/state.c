@@ -97,6 +97,7 @@ static void free_eval(void *p)
 {
 	struct nl_eval *e = p;
 	json_object_put(e->queued);
+	json_object_put(e->failed);
 	free(e);
 }
 
@@ -277,6 +278,7 @@ void state_save_eval(struct nl_eval *e)
 	json_object_object_add(o, "CreateTime", json_object_new_int64(e->create_time));
 	json_object_object_add(o, "ModifyTime", json_object_new_int64(e->modify_time));
 	json_object_object_add(o, "QueuedAllocations", e->queued ? json_object_get(e->queued) : NULL);
+	json_object_object_add(o, "FailedTGAllocs", e->failed ? json_object_get(e->failed) : NULL);
 	save(path, o);
 	json_object_put(o);
 }
@@ -422,6 +424,8 @@ static void load_eval(json_object *o)
 	e->modify_time = js_int(o, "ModifyTime", 0);
 	json_object *q = js_obj(o, "QueuedAllocations");
 	e->queued = q ? json_object_get(q) : NULL;
+	json_object *f = js_obj(o, "FailedTGAllocs");
+	e->failed = f ? json_object_get(f) : NULL;
 	loop_timer_init(&e->timer, NULL, e);
 	bump_index(e->modify_index);
 	state_add_eval(e);

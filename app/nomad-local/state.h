@@ -47,6 +47,7 @@ struct nl_eval {
 	uint64_t job_modify_index, create_index, modify_index, snapshot_index;
 	int64_t create_time, modify_time;
 	json_object *queued; /* QueuedAllocations, NULL until complete */
+	json_object *failed; /* FailedTGAllocs: group -> AllocationMetric of what could not be placed */
 	struct loop_timer timer;
 };
 

@@ -359,10 +359,12 @@ static void finish_dead(struct nl_alloc *a, int failed)
 		loop_timer_stop(&rt->kill_timer);
 	}
 	update(a);
-	/* the sandbox's files are not needed once the allocation is over */
+	/* the allocation's files on the host (logs, status) are not needed once it is over; what the
+	 * runner wrote was in its tmpfs and went with its sandbox */
 	char dir[1200];
 	snprintf(dir, sizeof dir, "%s/alloc/%s", st.dir, a->id);
-	rm_rf(dir);
+	if (rm_rf(dir) < 0)
+		log_warn("allocation directory not removed", "alloc_id", a->id, "path", dir, "error", strerror(errno));
 }
 
 static void on_restart_timer(struct loop_timer *t)
@@ -370,12 +372,8 @@ static void on_restart_timer(struct loop_timer *t)
 	struct nl_alloc *a = t->arg;
 	if (alloc_terminal(a))
 		return;
-	/* a new container: fresh workspace and /tmp, like a recreated Docker container */
-	char dir[1300];
-	snprintf(dir, sizeof dir, "%s/alloc/%s/workspace", st.dir, a->id);
-	rm_rf(dir);
-	snprintf(dir, sizeof dir, "%s/alloc/%s/tmp", st.dir, a->id);
-	rm_rf(dir);
+	/* a new container: its sandbox gets a fresh tmpfs for /workspace and /tmp, like a recreated
+	 * Docker container */
 	start_sandbox(a);
 }
 

@@ -1,6 +1,7 @@
 /* util: see util.h. Nothing here logs; callers decide what an error means. */
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -451,14 +452,37 @@ int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+
+/* Removes name in directory dfd, and everything below it, relative to directory descriptors all
+ * the way down (so that no path grows beyond PATH_MAX however deep the tree is), never following
+ * a symlink or leaving the file system of dev. Goes on after a failure; returns 0, or -1 with
+ * errno of the first failure. */
+static int rm_at(int dfd, const char *name, dev_t dev, int depth)
 {
-	(void)st, (void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0; /* keep going: remove as much as possible */
+	struct stat st;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -1 : 0;
+	if (st.st_dev != dev || depth > 4096)
+		return errno = st.st_dev != dev ? EXDEV : ELOOP, -1;
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	int rc = 0, first = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && rm_at(fd, de->d_name, dev, depth + 1) < 0 &&
+		    !rc)
+			rc = -1, first = errno;
+	closedir(d);
+	if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && !rc)
+		rc = -1, first = errno;
+	return rc < 0 ? (errno = first, -1) : 0;
 }
 
 int rm_rf(const char *path)
@@ -466,8 +490,7 @@ int rm_rf(const char *path)
 	struct stat st;
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : -1;
-	nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-	return lstat(path, &st) < 0 ? 0 : -1;
+	return rm_at(AT_FDCWD, path, st.st_dev, 0);
 }
 
 static char copy_dst[PATH_MAX];

@@ -49,7 +49,9 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
 /* Reads a whole file (at most max bytes) into a malloc'd NUL-terminated buffer. Caller frees. */
 char *read_file(const char *path, size_t max, size_t *len_out);
 int mkdir_p(const char *path, mode_t mode);
-/* Removes a tree without following symlinks and without crossing mount points. */
+/* Removes a tree without following symlinks and without crossing mount points, relative to
+ * directory descriptors (no depth limit from PATH_MAX). 0, or -1 with errno of the first thing
+ * that could not be removed (the rest is removed all the same). */
 int rm_rf(const char *path);
 /* Copies the tree at src (a file, a symlink or a directory, not following symlinks) to dst,
  * which must not exist; modes are kept, owners are root's. 0 or -1. */

@@ -24,6 +24,7 @@
 #define GATE_PING_MS         30000 /* a ping to the client this often (nginx's idle default is 60 s) */
 #define GATE_QUEUE_MAX       64    /* messages queued toward a client before the program is paused */
 #define GATE_GRACE_MS        3000  /* after 0x1C: the program's time to end before its runner is destroyed */
+#define GATE_REQUIT_MS       400   /* 0x1C again until the program ends (a starting bash ignores the first) */
 #define GATE_OOM_WAIT_MS     1000  /* exit 128: how long to wait for the allocation's OOM mark */
 #define GATE_OOM_STEP_MS     100
 #define GATE_POLL_MS         500         /* how often a running execution looks at its runner in Redis */
@@ -71,6 +72,9 @@ void session_on_client_gone(struct session *s);
 void session_shutdown_all(struct gate *g);
 /* Upgraded sessions whose client is still connected. */
 int session_clients(const struct gate *g);
+/* Upgraded sessions of runner whose client is connected; with runner NULL, every session whose
+ * program has not ended (a client gone leaves its program to end within the grace). */
+int session_count(const struct gate *g, const char *runner);
 /* The session owned by wsi, or NULL. */
 struct session *session_of(struct lws *wsi);
 
@@ -88,6 +92,8 @@ int listener_open(const char *address, int port, struct perr *e);
 int listener_attach(struct gate *g, int fd);
 /* Stops accepting (another gateway on the port takes new connections). */
 void listener_close(void);
+/* A connection's descriptor was given back: a listener waiting for one tries again. */
+void listener_descriptor_freed(void);
 int listener_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
 
 /* protocol.c */

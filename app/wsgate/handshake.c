@@ -4,7 +4,8 @@
  * response before the next is looked at: path (404, empty: only the proxy's route reaches us,
  * but the port may be reached directly), method (405, empty, before auth as GEN-2 says), token
  * (401, empty), runner claimed and alive (410 JSON), execution id known for that runner (404
- * JSON, looked at without taking it), then for a plain GET 400 (the execution stays valid,
+ * JSON, looked at without taking it), the gateway's bounds on open executions (503 in all, 429
+ * per runner: wsgate.maxexecutions*), then for a plain GET 400 (the execution stays valid,
  * WS-2) and for an upgrade the Origin (403, gorilla's same-origin rule). An upgrade that passes
  * receives a session; the execution is taken (single use) only once the upgrade is complete, in
  * session_established, so a handshake that fails after this point consumes nothing.
@@ -136,8 +137,21 @@ static void check(struct gate *g, struct lws *wsi, struct verdict *v)
 	if (found && model_parse_stored_execution(stored, owner, sizeof owner, &x, &e) == 0)
 		model_execution_free(&x);
 	free(stored);
-	if (!found || strcmp(owner, v->runner) != 0)
+	if (!found || strcmp(owner, v->runner) != 0) {
 		reject_json(v, 404, MSG_NO_EXEC, NULL);
+		return;
+	}
+	/* bounds a client cannot push this gateway past (the execution stays valid: retry later) */
+	char msg[256];
+	if (session_count(g, NULL) >= g->cfg.wsgate.maxexecutions) {
+		snprintf(msg, sizeof msg, "too many open executions on this gateway (wsgate.maxexecutions %d)",
+			 g->cfg.wsgate.maxexecutions);
+		reject_json(v, 503, msg, "UNKNOWN");
+	} else if (session_count(g, v->runner) >= g->cfg.wsgate.maxexecutionsperrunner) {
+		snprintf(msg, sizeof msg, "too many open executions on this runner (wsgate.maxexecutionsperrunner %d)",
+			 g->cfg.wsgate.maxexecutionsperrunner);
+		reject_json(v, 429, msg, NULL);
+	}
 }
 
 /* Writes a complete response (headers and body). 0, or -1 when lws refused. */

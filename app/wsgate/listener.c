@@ -6,6 +6,12 @@
  * socket is ours (SO_REUSEADDR + SO_REUSEPORT), watched by lws as a raw descriptor on the server
  * vhost; every accepted connection is handed to lws with lws_adopt_socket_vhost, after which it
  * is an ordinary HTTP connection of the vhost's first protocol (protocol.c).
+ *
+ * Out of descriptors (EMFILE, ENFILE) or memory, accept() fails at once and leaves the
+ * connection queued; lws polls the listener level-triggered, so it would be handed back at once,
+ * forever. The listener is then flow-controlled off the poll set until a connection of the gateway
+ * is destroyed (listener_descriptor_freed) or ACCEPT_RETRY_MS passed, with one warning per
+ * episode (it ends when accept() finds the queue empty). Queued clients wait in the kernel.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,10 +23,49 @@
 #include "gate.h"
 #include "log.h"
 
-#define BACKLOG      1024
-#define ACCEPT_BATCH 64 /* connections taken per wake-up before others get a turn */
+#define BACKLOG         1024
+#define ACCEPT_BATCH    64 /* connections taken per wake-up before others get a turn */
+#define ACCEPT_RETRY_MS 250
 
 static struct lws *listen_wsi;
+static lws_sorted_usec_list_t retry_sul;
+static int paused;  /* off the poll set, waiting for a descriptor */
+static int starved; /* an episode is under way (logged) */
+
+static void resume(void)
+{
+	if (!paused)
+		return;
+	paused = 0;
+	lws_sul_cancel(&retry_sul);
+	if (listen_wsi)
+		lws_rx_flow_control(listen_wsi, 1);
+}
+
+static void on_retry(lws_sorted_usec_list_t *sul)
+{
+	(void)sul;
+	resume();
+}
+
+static void starve(struct lws *wsi, const char *why)
+{
+	if (!starved) {
+		starved = 1;
+		log_warn("cannot accept connections for now; waiting for a free descriptor", "error", why);
+	}
+	if (!paused) {
+		paused = 1;
+		lws_rx_flow_control(wsi, 0);
+	}
+	lws_sul_schedule(lws_get_context(wsi), 0, &retry_sul, on_retry,
+	                 (lws_usec_t)ACCEPT_RETRY_MS * LWS_US_PER_MS);
+}
+
+void listener_descriptor_freed(void)
+{
+	resume();
+}
 
 int listener_open(const char *address, int port, struct perr *e)
 {
@@ -50,6 +95,10 @@ int listener_attach(struct gate *g, int fd)
 
 void listener_close(void)
 {
+	if (paused) {
+		paused = 0;
+		lws_sul_cancel(&retry_sul);
+	}
 	if (listen_wsi)
 		lws_set_timeout(listen_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
 	listen_wsi = NULL;
@@ -58,17 +107,43 @@ void listener_close(void)
 static void accept_some(struct lws *wsi)
 {
 	int lfd = (int)lws_get_socket_fd(wsi);
+	if (paused)
+		return;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED)
-				log_warn("accept failed", "error", strerror(errno));
+			switch (errno) {
+			case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+			case EWOULDBLOCK:
+#endif
+				if (starved) {
+					starved = 0;
+					log_info("accepting connections again");
+				}
+				return;
+			case EINTR:
+			case ECONNABORTED:
+			/* errors of that one connection (accept(2)): the next may be fine */
+			case EPROTO:
+			case ENETDOWN:
+			case ENOPROTOOPT:
+			case EHOSTDOWN:
+			case ENONET:
+			case EHOSTUNREACH:
+			case EOPNOTSUPP:
+			case ENETUNREACH:
+			case EPERM: continue;
+			default: /* out of descriptors or memory, or what else would fail at once again */
+				starve(wsi, strerror(errno));
+				return;
+			}
+		}
+		if (!lws_adopt_socket_vhost(lws_get_vhost(wsi), fd)) {
+			/* lws closed the descriptor: its table is full (or memory is short) */
+			starve(wsi, "libwebsockets did not take a connection (too many open?)");
 			return;
 		}
-		if (!lws_adopt_socket_vhost(lws_get_vhost(wsi), fd))
-			log_warn("libwebsockets did not take a connection (too many open?)");
-		/* (lws closes the descriptor itself when adoption fails) */
 	}
 }
 

@@ -43,6 +43,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_WSI_DESTROY:
 		if ((s = session_of(wsi)))
 			session_on_client_gone(s);
+		if (reason == LWS_CALLBACK_WSI_DESTROY)
+			listener_descriptor_freed();
 		return 0;
 	default: return 0;
 	}

@@ -56,7 +56,7 @@ struct session {
 	char runner[MODEL_RUNNER_ID_MAX];
 	char exec_id[GATE_EXEC_ID_MAX];
 	char alloc[64];
-	char fifo[PATH_MAX_TMP], script[PATH_MAX_TMP];
+	char dir[PATH_MAX_TMP]; /* the execution's directory in the runner (FIFO, script) */
 	struct execution_request req;
 	long long start_ms;    /* Redis time at the start (for the OOM mark) */
 	long long deadline_ms; /* the runner's inactivity deadline as last seen, 0 = none */
@@ -97,7 +97,7 @@ struct session {
 	size_t pend_len;
 	struct wsmsg_utf8 u_out, u_err;
 
-	lws_sorted_usec_list_t sul_limit, sul_grace, sul_drain, sul_errkill, sul_oom, sul_poll;
+	lws_sorted_usec_list_t sul_limit, sul_grace, sul_requit, sul_drain, sul_errkill, sul_oom, sul_poll;
 };
 
 static long long mono_ms(void)
@@ -312,6 +312,15 @@ static void on_grace(lws_sorted_usec_list_t *sul)
 
 /* Stops the program: 0x1C on its tty (SIGQUIT), and its runner is destroyed if the program is
  * still there GATE_GRACE_MS later (WS-19, WS-25). */
+static void on_requit(lws_sorted_usec_list_t *sul)
+{
+	struct session *s = lws_container_of(sul, struct session, sul_requit);
+	if (s->main_ended || !s->x[ROLE_MAIN])
+		return;
+	nomad_exec_write_stdin(s->x[ROLE_MAIN], QUIT_BYTE, 1);
+	schedule(s, &s->sul_requit, on_requit, GATE_REQUIT_MS);
+}
+
 static void cancel_program(struct session *s, int with_grace)
 {
 	if (s->cancelling)
@@ -324,6 +333,10 @@ static void cancel_program(struct session *s, int with_grace)
 	if (!s->main_started || s->main_ended || !s->x[ROLE_MAIN])
 		return;
 	nomad_exec_write_stdin(s->x[ROLE_MAIN], QUIT_BYTE, 1);
+	/* bash ignores SIGQUIT until it has a trap: a QUIT that reaches a shell still starting up is
+	 * lost, and the program would run on until the grace destroys its runner (client close
+	 * storms did that). Until the program ends, QUIT is sent again every GATE_REQUIT_MS. */
+	schedule(s, &s->sul_requit, on_requit, GATE_REQUIT_MS);
 	if (with_grace)
 		schedule(s, &s->sul_grace, on_grace, GATE_GRACE_MS);
 }
@@ -655,7 +668,7 @@ static void fail_start(struct session *s)
 /* Starts the script writer for a line too long for an exec request (docs/wsgate.md). */
 static void start_script_writer(struct session *s)
 {
-	char *w = cmd_exec_write_script(s->script);
+	char *w = cmd_exec_write_script(s->dir);
 	s->use_script = 1;
 	s->script_body = cmd_exec_script(&s->req, &s->script_len);
 	if (!w || !s->script_body || !open_exec(s, ROLE_PREP, w, 0)) {
@@ -670,8 +683,8 @@ static void start_script_writer(struct session *s)
 /* Starts the program and its stderr reader (once the script is written, for a long line). */
 static void start_program(struct session *s)
 {
-	const char *fifo = s->g->cfg.server.interactivestderr ? s->fifo : NULL;
-	char *line = cmd_exec_main(&s->req, fifo, s->use_script ? s->script : NULL);
+	int split = s->g->cfg.server.interactivestderr;
+	char *line = cmd_exec_main(&s->req, s->dir, split, s->use_script);
 	if (line && !s->use_script && !fits(s, line)) {
 		free(line);
 		start_script_writer(s);
@@ -682,8 +695,8 @@ static void start_program(struct session *s)
 		fail_start(s);
 		return;
 	}
-	if (fifo) {
-		char *r = cmd_exec_stderr(fifo);
+	if (split) {
+		char *r = cmd_exec_stderr(s->dir);
 		s->x_err_used = 1;
 		if (!r || !open_exec(s, ROLE_ERR, r, 1)) {
 			free(r);
@@ -720,8 +733,7 @@ struct session *session_new(struct gate *g, struct lws *wsi, const char *runner_
 	snprintf(s->runner, sizeof s->runner, "%s", runner_id);
 	snprintf(s->exec_id, sizeof s->exec_id, "%s", exec_id);
 	snprintf(s->alloc, sizeof s->alloc, "%s", alloc_id);
-	snprintf(s->fifo, sizeof s->fifo, CMD_EXEC_TMP_PREFIX "%s.stderr.fifo", exec_id);
-	snprintf(s->script, sizeof s->script, CMD_EXEC_TMP_PREFIX "%s.sh", exec_id);
+	snprintf(s->dir, sizeof s->dir, CMD_EXEC_TMP_PREFIX "%s", exec_id);
 	lws_set_opaque_user_data(wsi, s);
 	return s;
 }
@@ -844,8 +856,8 @@ void session_on_client_gone(struct session *s)
 
 /* ---- leftovers ----------------------------------------------------------------------------- */
 
-/* After an execution that did not end cleanly (cancelled, failed, stderr stopped), its FIFO or
- * script may be left in the runner's /tmp: a shell killed by a signal it could not trap, a side
+/* After an execution that did not end cleanly (cancelled, failed, stderr stopped), its directory
+ * (FIFO, script) may be left in the runner's /tmp: a shell killed by a signal it could not trap, a side
  * that never started. One non-tty exec removes them (WS-14); it outlives the session. */
 static void sweep_closed(void *ud)
 {
@@ -856,7 +868,7 @@ static void sweep_leftovers(struct session *s)
 {
 	struct perr e;
 	static const struct nomad_exec_callbacks cbs = {.on_closed = sweep_closed};
-	char *line = cmd_exec_sweep(s->x_err_used ? s->fifo : NULL, s->use_script ? s->script : NULL);
+	char *line = s->x_err_used || s->use_script ? cmd_exec_sweep(s->dir) : NULL;
 	if (!line)
 		return;
 	const char *argv[] = {"/bin/bash", "-c", line, NULL};
@@ -884,6 +896,7 @@ static void maybe_free(struct session *s)
 			return;
 	lws_sul_cancel(&s->sul_limit);
 	lws_sul_cancel(&s->sul_grace);
+	lws_sul_cancel(&s->sul_requit);
 	lws_sul_cancel(&s->sul_drain);
 	lws_sul_cancel(&s->sul_errkill);
 	lws_sul_cancel(&s->sul_oom);
@@ -921,5 +934,13 @@ int session_clients(const struct gate *g)
 	int n = 0;
 	for (const struct session *s = g->sessions; s; s = s->next)
 		n += s->wsi != NULL;
+	return n;
+}
+
+int session_count(const struct gate *g, const char *runner)
+{
+	int n = 0;
+	for (const struct session *s = g->sessions; s; s = s->next)
+		n += runner ? s->wsi && strcmp(s->runner, runner) == 0 : !s->main_ended;
 	return n;
 }

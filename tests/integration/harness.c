@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libwebsockets.h>
 #include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -503,25 +504,32 @@ static char *slurp(const char *path)
 	return text;
 }
 
-/* deploy/nginx/poseidon.conf with the four values its header documents replaced by the stack's;
- * each must be there as a directive (a site that moved on would otherwise be tested with an
- * operator's default). 0 or -1. */
+/* deploy/nginx/poseidon.conf with the values its header documents replaced by the stack's; each
+ * must be there as a directive (a site that moved on would otherwise be tested with an operator's
+ * default). 0 or -1. */
 static int write_nginx_site(const struct h_stack *s, const char *path)
 {
-	char src[PATH_MAX], to[4][700];
-	const char *from[4] = {"listen 7200;", "unix:/run/poseidon/api.sock", "127.0.0.1:7201",
-	                       "/usr/local/share/poseidon/www"};
+	enum { N = 6 };
+	char src[PATH_MAX], to[N][700];
+	const char *from[N] = {"listen 7200;",
+	                       "unix:/run/poseidon/api.sock",
+	                       "127.0.0.1:7201",
+	                       "/usr/local/share/poseidon/www",
+	                       "client_max_body_size 64m;",
+	                       "send_timeout 60s;"};
 	snprintf(src, sizeof src, "%s/deploy/nginx/poseidon.conf", h_src_dir());
 	snprintf(to[0], sizeof to[0], "listen 127.0.0.1:%d;", s->port);
 	snprintf(to[1], sizeof to[1], "unix:%s/api.sock", s->rundir);
 	snprintf(to[2], sizeof to[2], "127.0.0.1:%d", s->wsgate_port);
 	snprintf(to[3], sizeof to[3], "%s/deploy/www", h_src_dir());
+	snprintf(to[4], sizeof to[4], "client_max_body_size %lld;", s->maxbody);
+	snprintf(to[5], sizeof to[5], "send_timeout %ds;", s->write_idle);
 	char *text = slurp(src);
 	if (!text) {
 		fprintf(stderr, "harness: cannot read %s\n", src);
 		return -1;
 	}
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < N; i++) {
 		char *next = NULL;
 		size_t len = 0;
 		FILE *m = open_memstream(&next, &len);
@@ -592,7 +600,7 @@ static int start_nginx(struct h_stack *s)
 static int write_apache_main(const char *conf, const char *dir, const struct h_stack *s)
 {
 	static const char *modules[] = {"mpm_event", "authz_core", "proxy", "proxy_fcgi", "proxy_http",
-	                                "headers",   "mime",       "dir",   NULL};
+	                                "headers",   "mime",       "dir",   "rewrite",    NULL};
 	FILE *f = fopen(conf, "w");
 	if (!f)
 		return -1;
@@ -618,8 +626,10 @@ static int write_apache_main(const char *conf, const char *dir, const struct h_s
 		        "Define POSEIDON_LISTEN 127.0.0.1:%1$d\n"
 		        "Define POSEIDON_API_SOCKET %2$s/api.sock\n"
 		        "Define POSEIDON_WSGATE 127.0.0.1:%3$d\n"
-		        "Define POSEIDON_WWW %4$s/deploy/www\n",
-		        s->port, s->rundir, s->wsgate_port, h_src_dir());
+		        "Define POSEIDON_WWW %4$s/deploy/www\n"
+		        "Define POSEIDON_MAXBODY %5$lld\n"
+		        "Define POSEIDON_TIMEOUT %6$d\n",
+		        s->port, s->rundir, s->wsgate_port, h_src_dir(), s->maxbody, s->write_idle);
 	fprintf(f, "Include %s/deploy/apache/poseidon.conf\n", h_src_dir());
 	return fclose(f) == 0 ? 0 : -1;
 }
@@ -739,9 +749,30 @@ int h_stack_start(struct h_stack *s, const struct h_front_opts *o)
 	} else {
 		ENV("POSEIDON_BIN_DIR=%s", h_bin_dir());
 	}
-	for (const char *const *e = o->env; e && *e && n < 60; e++)
+	ENV("POSEIDON_FRONT_WRITE_IDLE=60");
+	for (const char *const *e = o->env; e && *e && n < 58; e++)
 		ENV("%s", *e);
 	env[n] = NULL;
+	/* The front's body limit is the workers' server.maxbodysize, read from this environment as
+	 * they read it (deploy/run.sh and the unit ask `poseidon-api -config-get`); lighttpd counts
+	 * in kB. Its request bodies are spooled inside the run directory, where tests can see them. */
+	struct config c;
+	struct perr e;
+	config_defaults(&c);
+	config_apply_env(&c, env, &e);
+	s->maxbody = c.server.maxbodysize;
+	const char *idle = "60";
+	for (int i = 0; i < n; i++) /* the last one counts, as for putenv */
+		if (strncmp(env[i], "POSEIDON_FRONT_WRITE_IDLE=", 26) == 0)
+			idle = env[i] + 26;
+	s->write_idle = atoi(idle);
+	long long kb = (s->maxbody + 1023) / 1024;
+	ENV("POSEIDON_FRONT_MAXBODY_KB=%lld", kb > 4294967295LL ? 4294967295LL : kb);
+	ENV("POSEIDON_FRONT_TEMP_DIR=%s/tmp", s->rundir);
+	env[n] = NULL;
+	char temp_dir[600];
+	snprintf(temp_dir, sizeof temp_dir, "%s/tmp", s->rundir);
+	mkdir(temp_dir, 0700);
 #undef ENV
 
 	if (s->server != H_FRONT_LIGHTTPD) {
@@ -1038,4 +1069,31 @@ struct store *h_stack_store(const struct h_stack *s)
 	struct config c;
 	h_stack_config(s, &c);
 	return store_open(&c);
+}
+
+char *h_base64(const void *data, size_t len)
+{
+	size_t cap = 4 * ((len + 2) / 3) + 8; /* lws wants room beyond the last quantum */
+	char *out = malloc(cap);
+	if (out && lws_b64_encode_string(data, (int)len, out, (int)cap) < 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+long h_copy_file(const struct h_stack *s, const char *runner, const char *path, const void *data, size_t len)
+{
+	char *enc = h_base64(data, len), p[512];
+	size_t cap = (enc ? strlen(enc) : 0) + strlen(path) + 64;
+	char *body = malloc(cap);
+	long status = -1;
+	if (enc && body) {
+		snprintf(body, cap, "{\"copy\":[{\"path\":\"%s\",\"content\":\"%s\"}]}", path, enc);
+		snprintf(p, sizeof p, "/runners/%s/files", runner);
+		status = h_api(s, "PATCH", p, body, NULL, 0);
+	}
+	free(enc);
+	free(body);
+	return status;
 }

@@ -80,7 +80,10 @@ int h_front_check_site(enum h_front_server server, char *out, size_t cap);
 struct h_front_opts {
 	int workers;            /* 0: 2 */
 	const char *token;      /* server.token, NULL: none */
-	const char *const *env; /* extra POSEIDON_* "K=V" for the workers, NULL-terminated */
+	/* extra POSEIDON_* "K=V" for the workers, NULL-terminated. The front takes two of them
+	 * too: POSEIDON_SERVER_MAXBODYSIZE is its body limit (as the workers' default is when it
+	 * is not given), POSEIDON_FRONT_WRITE_IDLE its write idle limit in seconds (default 60). */
+	const char *const *env;
 	int valgrind;           /* run workers under valgrind (leak check) */
 	enum h_front_server server;
 };
@@ -99,6 +102,10 @@ struct h_stack {
 	 * that reach into lighttpd's process group for its workers assume lighttpd. */
 	pid_t workers;
 	char **workers_env;
+	/* what the front was given: the workers' server.maxbodysize (bytes), which is its own body
+	 * limit, and its write idle limit (seconds) */
+	long long maxbody;
+	int write_idle;
 };
 /* Starts Redis (unless redis.port is already set) and the front with its workers. 0 or -1. */
 int h_stack_start(struct h_stack *s, const struct h_front_opts *o);
@@ -140,6 +147,11 @@ void h_resp_free(struct h_resp *r);
 /* method on s->base + path (e.g. "/runners") with an optional body; the response body is copied
  * into out (when not NULL, truncated to cap). Returns the status, or -1 on transport failure. */
 long h_api(const struct h_stack *s, const char *method, const char *path, const char *body, char *out, size_t cap);
+/* data as base64 (libwebsockets' encoder), as CodeOcean sends file contents; malloc'd, NULL on
+ * failure. */
+char *h_base64(const void *data, size_t len);
+/* Copies one file into the runner through PATCH /runners/<id>/files; returns the status. */
+long h_copy_file(const struct h_stack *s, const char *runner, const char *path, const void *data, size_t len);
 /* Value of a response header (case-insensitive), copied into out; 1 if found. */
 int h_header(const struct h_resp *r, const char *name, char *out, size_t cap);
 

@@ -356,43 +356,109 @@ static void test_spawnfcgi_service_creates_the_socket_and_runs_workers(void **st
 	check_supervised_workers(pid, sock);
 }
 
+/* Runs cmd (a shell command line) and returns its exit status; its output in out. */
+static int run_shell(const char *cmd, char *out, size_t cap)
+{
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	size_t n = fread(out, 1, cap - 1, p);
+	out[n] = '\0';
+	return pclose(p);
+}
+
+/* The unit's Environment= lines, then its ExecStartPre= lines in order, as systemd runs them: the
+ * one that derives lighttpd's body limit from the workers' configuration (here a file with
+ * server.maxbodysize 1000000) and writes it to the environment file the unit reads, then
+ * `lighttpd -tt` on lighttpd.conf with all of it (an unset variable fails). */
 static void test_lighttpd_service_environment_satisfies_lighttpd_conf(void **state)
 {
 	(void)state;
-	char path[1024], line[UNIT_LINE_MAX], cmd[8192], conf[1024];
+	char path[1024], line[UNIT_LINE_MAX], env[8192], cmd[16384], conf[1024], yaml[600], out[4096];
+	char pre[4][UNIT_LINE_MAX];
+	int npre = 0;
 	size_t o = 0;
 	snprintf(path, sizeof path, "%s/deploy/systemd/poseidon-lighttpd.service", h_src_dir());
 	snprintf(conf, sizeof conf, "%s/lighttpd.conf", h_src_dir());
+	snprintf(yaml, sizeof yaml, "%s/lighttpd-unit.yaml", h_tmpdir());
+	FILE *y = fopen(yaml, "w");
+	assert_non_null(y);
+	fputs("server:\n  maxbodysize: 1000000\n", y);
+	fclose(y);
 	FILE *f = fopen(path, "r");
 	assert_non_null(f);
-	o += (size_t)snprintf(cmd, sizeof cmd, "env -i");
+	o += (size_t)snprintf(env, sizeof env, "env -i");
 	while (fgets(line, sizeof line, f)) {
 		line[strcspn(line, "\n")] = '\0';
+		if (strncmp(line, "ExecStartPre=", 13) == 0 && npre < 4)
+			snprintf(pre[npre++], sizeof pre[0], "%s", line + 13);
 		if (strncmp(line, "Environment=", 12) != 0)
 			continue;
 		const char *kv = line + 12;
-		/* directories of an installation, here: this tree and the test's temp dir */
+		/* directories and files of an installation, here: this tree and the test's temp dir */
 		if (strncmp(kv, "POSEIDON_RUN_DIR=", 17) == 0)
-			o += (size_t)snprintf(cmd + o, sizeof cmd - o, " POSEIDON_RUN_DIR=%s", h_tmpdir());
+			o += (size_t)snprintf(env + o, sizeof env - o, " POSEIDON_RUN_DIR=%s", h_tmpdir());
 		else if (strncmp(kv, "POSEIDON_WWW_DIR=", 17) == 0)
-			o += (size_t)snprintf(cmd + o, sizeof cmd - o, " POSEIDON_WWW_DIR=%s/deploy/www",
+			o += (size_t)snprintf(env + o, sizeof env - o, " POSEIDON_WWW_DIR=%s/deploy/www",
 			                      h_src_dir());
 		else if (strncmp(kv, "POSEIDON_BIN_DIR=", 17) == 0)
-			o += (size_t)snprintf(cmd + o, sizeof cmd - o, " POSEIDON_BIN_DIR=%s", h_bin_dir());
+			o += (size_t)snprintf(env + o, sizeof env - o, " POSEIDON_BIN_DIR=%s", h_bin_dir());
+		else if (strncmp(kv, "POSEIDON_CONFIG=", 16) == 0)
+			o += (size_t)snprintf(env + o, sizeof env - o, " POSEIDON_CONFIG=%s", yaml);
 		else
-			o += (size_t)snprintf(cmd + o, sizeof cmd - o, " '%s'", kv);
+			o += (size_t)snprintf(env + o, sizeof env - o, " '%s'", kv);
 	}
 	fclose(f);
-	/* lighttpd -tt: parse and pre-flight the config as ExecStartPre= does; an unset variable fails */
-	snprintf(cmd + o, sizeof cmd - o, " /usr/sbin/lighttpd -tt -f %s 2>&1", conf);
-	FILE *p = popen(cmd, "r");
-	char out[4096];
-	size_t n = fread(out, 1, sizeof out - 1, p);
-	out[n] = '\0';
-	int status = pclose(p);
-	if (status != 0)
-		fprintf(stderr, "%s\n%s\n", cmd, out);
-	assert_int_equal(status, 0);
+	int derived = 0, checked = 0;
+	for (int i = 0; i < npre; i++) {
+		if (strncmp(pre[i], "/bin/sh -c '", 12) == 0) {
+			/* the script between the quotes, $$ unescaped as systemd does, the installation's
+			 * paths pointed here; the file it writes is the unit's EnvironmentFile= */
+			char script[UNIT_LINE_MAX * 2], file[700], envfile[700];
+			size_t so = 0;
+			snprintf(envfile, sizeof envfile, "%s/front.env", h_tmpdir());
+			for (const char *p = pre[i] + 12; *p && *p != '\'' && so + 600 < sizeof script;) {
+				if (p[0] == '$' && p[1] == '$')
+					script[so++] = '$', p += 2;
+				else if (strncmp(p, "/usr/local/bin/", 15) == 0)
+					so += (size_t)snprintf(script + so, sizeof script - so, "%s/",
+					                       h_bin_dir()),
+					    p += 15;
+				else if (strncmp(p, "/run/poseidon-lighttpd/front.env", 32) == 0)
+					so +=
+					    (size_t)snprintf(script + so, sizeof script - so, "%s", envfile),
+					    p += 32;
+				else
+					script[so++] = *p++;
+			}
+			script[so] = '\0';
+			snprintf(file, sizeof file, "%s/exec-start-pre.sh", h_tmpdir());
+			FILE *sf = fopen(file, "w");
+			assert_non_null(sf);
+			fputs(script, sf);
+			fclose(sf);
+			snprintf(cmd, sizeof cmd, "%s /bin/sh %s 2>&1", env, file);
+			if (run_shell(cmd, out, sizeof out) != 0)
+				fail_msg("%s\n%s", script, out);
+			FILE *ef = fopen(envfile, "r");
+			assert_non_null(ef);
+			char kv[256] = "";
+			assert_non_null(fgets(kv, sizeof kv, ef));
+			fclose(ef);
+			kv[strcspn(kv, "\n")] = '\0';
+			/* 1000000 bytes are 976.6 kB: lighttpd takes 977, never less than the workers */
+			assert_string_equal(kv, "POSEIDON_FRONT_MAXBODY_KB=977");
+			o += (size_t)snprintf(env + o, sizeof env - o, " %s", kv);
+			derived = 1;
+		} else if (strncmp(pre[i], "/usr/sbin/lighttpd -tt ", 23) == 0) {
+			/* lighttpd -tt: parse and pre-flight the config; an unset variable fails */
+			assert_true(derived);
+			snprintf(cmd, sizeof cmd, "%s /usr/sbin/lighttpd -tt -f %s 2>&1", env, conf);
+			if (run_shell(cmd, out, sizeof out) != 0)
+				fail_msg("%s\n%s", cmd, out);
+			checked = 1;
+		}
+	}
+	assert_true(derived && checked);
 }
 
 /* Every program a unit starts is one a Debian package installs or one this tree builds. */
@@ -452,8 +518,9 @@ static void test_example_configuration_and_env_file_load(void **state)
 		char name[128];
 		snprintf(name, sizeof name, "%.*s", (int)k, v);
 		vars++;
-		if (strcmp(name, "POSEIDON_CONFIG") == 0 || strcmp(name, "POSEIDON_API_WORKERS") == 0)
-			continue; /* read by the programs' loader and by the units */
+		if (strcmp(name, "POSEIDON_CONFIG") == 0 || strcmp(name, "POSEIDON_API_WORKERS") == 0 ||
+		    strcmp(name, "POSEIDON_FRONT_WRITE_IDLE") == 0)
+			continue; /* read by the programs' loader, by the units, by lighttpd.conf */
 		/* a configuration variable: the programs accept a value for it (a bad one would fail) */
 		snprintf(cmd, sizeof cmd, "%s/poseidon-api -config-reference | grep -q '`%s`'", h_bin_dir(),
 		         name);

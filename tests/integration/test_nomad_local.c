@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -703,6 +704,8 @@ static void test_purge_ends_processes_and_emits_events(void **state)
 	/* the task's process shows up right around its "running" (a loaded machine may lag) */
 	for (int i = 0; i < 40 && !process_running("sleep 86400.4242"); i++)
 		h_sleep_ms(50);
+	if (!process_running("sleep 86400.4242"))
+		system("ps -eo pid,stat,args | grep -v grep | grep 86400 >&2");
 	assert_true(process_running("sleep 86400.4242"));
 	assert_int_equal(h_stream_open(&s, n.port, "/v1/event/stream?topic=Job&topic=Evaluation&topic=Allocation", NULL), 200);
 	h_sleep_ms(100);
@@ -870,6 +873,150 @@ static void test_sandboxes_are_recorded_by_pid_and_start_time_and_cleaned_up_fas
 	assert_true(!f || (strrchr(st, ')') && strrchr(st, ')')[2] == 'Z'));
 }
 
+/* While an agent ends a runner with a huge workspace, its loop keeps answering: the files were
+ * once removed from the host's disk by the agent itself, synchronously (a million of them held
+ * every API request, exec stream and the event stream for 17 s); now they are in the runner's
+ * tmpfs, which the kernel frees with the sandbox. */
+struct prober {
+	struct h_nomad *n;
+	volatile int stop;
+	double worst_ms;
+	int probes;
+};
+
+static void *probe_agent(void *arg)
+{
+	struct prober *p = arg;
+	char url[200];
+	snprintf(url, sizeof url, "%s/v1/agent/self", p->n->url);
+	while (!p->stop) {
+		struct h_resp r;
+		if (h_http(&r, "GET", url, NULL, 0, NULL) == 0) {
+			if (r.seconds * 1000 > p->worst_ms)
+				p->worst_ms = r.seconds * 1000;
+			h_resp_free(&r);
+		}
+		p->probes++;
+		h_sleep_ms(20);
+	}
+	return NULL;
+}
+
+static void test_ending_a_runner_with_many_files_does_not_stall_the_agent(void **state)
+{
+	(void)state;
+	struct h_nomad n;
+	struct h_exec x;
+	char alloc[64];
+	start(&n);
+	run_job(&n, "10-many-files", 2048, "", alloc);
+	assert_int_equal(h_nomad_exec(&n, alloc,
+				      "[\"/bin/bash\",\"-c\",\"cd /workspace && seq -f f%07g 400000 | xargs touch && "
+				      "ls -f | wc -l\"]",
+				      0, NULL, 0, &x),
+			 0);
+	assert_string_equal(x.out, "400002\n");
+	h_exec_free(&x);
+	struct prober p = {.n = &n};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, probe_agent, &p), 0);
+	h_sleep_ms(200);
+	struct h_resp r = req(&n, "DELETE", "/v1/job/10-many-files?purge=true", NULL);
+	assert_int_equal(r.status, 200);
+	h_resp_free(&r);
+	h_sleep_ms(2500);
+	p.stop = 1;
+	pthread_join(t, NULL);
+	printf("agent answers while a runner with 400000 files ends: worst %.0f ms of %d probes\n", p.worst_ms, p.probes);
+	fflush(stdout);
+	assert_true(p.probes > 10);
+	assert_true(p.worst_ms < 1500); /* the removal on the host took 17 s for a million files */
+	h_nomad_stop(&n);
+	h_nomad_cleanup(&n);
+}
+
+/* A tree deeper than PATH_MAX in a runner's workspace goes with the runner: a restarted task
+ * starts with an empty workspace, and once the allocation is gone so is its directory on the
+ * host (such trees once outlived their allocation on the host for good). */
+static void test_deep_trees_go_with_their_runner(void **state)
+{
+	(void)state;
+	struct h_nomad n;
+	struct h_exec x;
+	char alloc[64], alloc2[64], dir[1200];
+	start(&n);
+	run_job(&n, "10-deep", 200, "", alloc);
+	assert_int_equal(h_nomad_exec(&n, alloc,
+				      "[\"/bin/bash\",\"-c\",\"cd /workspace && n=$(printf %0200d 0) && "
+				      "for i in $(seq 60); do mkdir $n && cd $n || exit 1; done && pwd | wc -c\"]",
+				      0, NULL, 0, &x),
+			 0);
+	assert_int_equal(x.exit_code, 0);
+	assert_true(atoi(x.out) > 12000); /* far beyond PATH_MAX */
+	h_exec_free(&x);
+	/* the task's own process dies: the restarted task has a fresh workspace */
+	assert_int_equal(h_nomad_exec(&n, alloc, "[\"/bin/sh\",\"-c\",\"pkill -KILL -x sleep\"]", 0, NULL, 0, &x), 0);
+	h_exec_free(&x);
+	for (int i = 0; i < 100; i++) {
+		h_sleep_ms(100);
+		if (h_nomad_exec(&n, alloc, "[\"/bin/sh\",\"-c\",\"ls -A /workspace | wc -l\"]", 0, NULL, 0, &x) == 0 &&
+		    x.exited && x.exit_code == 0 && !strcmp(x.out, "0\n")) {
+			h_exec_free(&x);
+			break;
+		}
+		h_exec_free(&x);
+		assert_true(i < 99);
+	}
+	assert_int_equal(h_nomad_wait_running(&n, "10-deep", alloc2, TIMEOUT_MS), 0);
+	assert_string_equal(alloc, alloc2);
+	struct h_resp r = req(&n, "DELETE", "/v1/job/10-deep?purge=true", NULL);
+	h_resp_free(&r);
+	snprintf(dir, sizeof dir, "%s/alloc/%s", n.state, alloc);
+	for (int i = 0; i < 100 && access(dir, F_OK) == 0; i++)
+		h_sleep_ms(100);
+	assert_int_equal(access(dir, F_OK), -1);
+	h_nomad_stop(&n);
+	h_nomad_cleanup(&n);
+}
+
+/* An agent runs at most -max-allocations sandboxes (a client that keeps registering jobs cannot
+ * exhaust its descriptors): one more is not placed, which the evaluation says as Nomad's does for
+ * an exhausted node (FailedTGAllocs), and it is placed once another allocation has ended. */
+static void test_allocations_beyond_the_bound_wait_for_room(void **state)
+{
+	(void)state;
+	struct h_nomad n;
+	static const char *args[] = {"-max-allocations", "2", NULL};
+	char alloc[64], eval[64], path[256];
+	assert_int_equal(h_nomad_start_args(&n, NULL, NULL, args), 0);
+	run_job(&n, "10-room-a", 200, "", alloc);
+	run_job(&n, "10-room-b", 200, "", alloc);
+	char *body = h_nomad_job("10-room-c", 200, "");
+	assert_int_equal(h_nomad_register(&n, body, eval), 200);
+	free(body);
+	h_sleep_ms(300);
+	snprintf(path, sizeof path, "/v1/evaluation/%s", eval);
+	struct h_resp r = req(&n, "GET", path, NULL);
+	assert_int_equal(r.status, 200);
+	json_object *e = json_tokener_parse(r.body), *failed, *metric, *dim;
+	h_resp_free(&r);
+	assert_non_null(e);
+	assert_true(json_object_object_get_ex(e, "FailedTGAllocs", &failed));
+	assert_true(json_object_object_get_ex(failed, "default-group", &metric));
+	assert_true(json_object_object_get_ex(metric, "DimensionExhausted", &dim));
+	assert_string_equal(str(e, "Status"), "complete");
+	json_object_put(e);
+	r = req(&n, "GET", "/v1/job/10-room-c/allocations", NULL);
+	assert_string_equal(r.body, "[]");
+	h_resp_free(&r);
+	/* room again: the waiting job is placed (the agent tries every GC tick, 10 s) */
+	r = req(&n, "DELETE", "/v1/job/10-room-a?purge=true", NULL);
+	h_resp_free(&r);
+	assert_int_equal(h_nomad_wait_running(&n, "10-room-c", alloc, 15000), 0);
+	h_nomad_stop(&n);
+	h_nomad_cleanup(&n);
+}
+
 /* ---- errors, headers, ACLs, namespaces ---- */
 
 static void expect(struct h_nomad *n, const char *method, const char *path, const char *body, long status,
@@ -1032,6 +1179,9 @@ int main(void)
 		cmocka_unit_test(test_purge_ends_processes_and_emits_events),
 		cmocka_unit_test(test_meta_change_of_config_group_restarts_nothing),
 		cmocka_unit_test(test_restart_finds_job_and_allocation),
+		cmocka_unit_test(test_ending_a_runner_with_many_files_does_not_stall_the_agent),
+		cmocka_unit_test(test_deep_trees_go_with_their_runner),
+		cmocka_unit_test(test_allocations_beyond_the_bound_wait_for_room),
 		cmocka_unit_test(test_sandboxes_are_recorded_by_pid_and_start_time_and_cleaned_up_fast),
 		cmocka_unit_test(test_bad_input_gets_nomads_codes_and_texts),
 		cmocka_unit_test(test_headers_and_namespaces),

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 #include <signal.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,6 +331,69 @@ static void test_listing(void **state)
 	h_resp_free(&r);
 }
 
+/* The peak memory (VmHWM, KiB) of each FastCGI worker lighttpd runs, into hwm; returns how many. */
+static int worker_peaks(long long hwm[16], int pids[16])
+{
+	char p[128], buf[512];
+	snprintf(p, sizeof p, "/proc/%d/task/%d/children", (int)st.lighttpd, (int)st.lighttpd);
+	FILE *f = fopen(p, "r");
+	int n = 0, pid;
+	while (f && n < 16 && fscanf(f, "%d", &pid) == 1) {
+		snprintf(p, sizeof p, "/proc/%d/status", pid);
+		FILE *s = fopen(p, "r");
+		hwm[n] = 0;
+		while (s && fgets(buf, sizeof buf, s))
+			if (!strncmp(buf, "VmHWM:", 6))
+				hwm[n] = atoll(buf + 6);
+		if (s)
+			fclose(s);
+		pids[n++] = pid;
+	}
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* A listing of many files is streamed as ls goes: no worker holds it whole (300 k files once
+ * made a worker grow to 563 MB and stay there). */
+static void test_listing_of_many_files_keeps_the_worker_small(void **state)
+{
+	(void)state;
+	enum { FILES = 120000 };
+	char id[128], path[256], alloc[64];
+	claim(id, 0);
+	snprintf(alloc, sizeof alloc, "%s", h_redis_cli(&st.redis, "HGET poseidon:runner:%s allocId", id));
+	char cmd[256];
+	snprintf(cmd, sizeof cmd, "[\"/bin/bash\",\"-c\",\"cd /workspace && seq -f f%%06g %d | xargs touch\"]", FILES);
+	struct h_exec x;
+	assert_int_equal(h_nomad_exec(&st.nomad, alloc, cmd, 0, NULL, 0, &x), 0);
+	assert_int_equal(x.exit_code, 0);
+	h_exec_free(&x);
+	long long before[16], after[16];
+	int pids[16], pids2[16];
+	int n = worker_peaks(before, pids);
+	assert_true(n > 0);
+	struct h_resp r;
+	snprintf(path, sizeof path, "/runners/%s/files?path=%%2Fworkspace&recursive=false", id);
+	assert_int_equal(call("GET", path, NULL, -1, &r), 200);
+	/* every entry, in valid JSON */
+	json_object *o = json_tokener_parse(r.body), *files;
+	assert_non_null(o);
+	assert_true(json_object_object_get_ex(o, "files", &files));
+	assert_int_equal(json_object_array_length(files), FILES);
+	json_object_put(o);
+	printf("listing of %d files: %zu bytes in %.2f s\n", FILES, r.len, r.seconds);
+	h_resp_free(&r);
+	assert_int_equal(worker_peaks(after, pids2), n);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(pids[i], pids2[i]);
+		if (after[i] - before[i] > 64 * 1024)
+			fail_msg("worker %d grew from %lld to %lld KiB for the listing", pids[i], before[i], after[i]);
+	}
+	snprintf(path, sizeof path, "/runners/%s", id);
+	assert_int_equal(status("DELETE", path, NULL), 204);
+}
+
 static void test_download_edges(void **state)
 {
 	(void)state;
@@ -510,6 +574,7 @@ int main(void)
 		cmocka_unit_test(test_copy_read_delete),
 		cmocka_unit_test(test_partial_failure_writes_the_rest),
 		cmocka_unit_test(test_listing),
+		cmocka_unit_test(test_listing_of_many_files_keeps_the_worker_small),
 		cmocka_unit_test(test_download_edges),
 		cmocka_unit_test(test_20_mib_round_trip_is_byte_exact),
 		cmocka_unit_test(test_200_concurrent_claims_are_distinct),

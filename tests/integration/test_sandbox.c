@@ -251,7 +251,7 @@ static void test_exec_capabilities_are_dockers_and_user_has_none(void **state)
 	assert_string_equal(x.out, "4755root\n");
 	sh(g.a, 1, &x,
 	   "grep -E '^(Cap|NoNewPrivs)' /proc/self/status\n"
-	   "echo \"suid-id euid=$(/workspace/suid-id -u)\"\n"
+	   "echo \"suid-id euid=$(/workspace/suid-id -u) user=$(id -u)\"\n"
 	   "su -c 'id -u' root </dev/null >/tmp/su.out 2>&1; echo \"su rc=$? out=$(head -c 200 /tmp/su.out | "
 	   "tr '\\n' ' ')\"\n"
 	   "echo mountinfo:; cat /proc/self/mountinfo");
@@ -273,7 +273,9 @@ static void test_exec_capabilities_are_dockers_and_user_has_none(void **state)
 	if (status_int(out, "NoNewPrivs", &nnp) < 0 || nnp != 1)
 		snprintf(why + l, sizeof why - l, "user exec: NoNewPrivs %ld, not 1; ", nnp);
 	l = strlen(why);
-	if (!strstr(out, "suid-id euid=1000\n"))
+	unsigned euid = 0, user = 0;
+	const char *se = strstr(out, "suid-id euid=");
+	if (!se || sscanf(se, "suid-id euid=%u user=%u", &euid, &user) != 2 || euid == 0 || euid != user)
 		snprintf(why + l, sizeof why - l,
 		         "a setuid-root program in /workspace did not run as the user; ");
 	const char *su = strstr(out, "su rc=");
@@ -959,6 +961,46 @@ static void test_outbound_network_only_with_a_group_network(void **state)
 		fail_msg("without one: %s", x.out);
 }
 
+/* Each runner's user has a uid of its own, so that what the kernel counts per uid is not shared:
+ * runner A holding every inotify instance its uid may have leaves runner B its own (with one
+ * uid for all, B got EMFILE). */
+static void test_runners_have_their_own_uids_and_per_uid_limits(void **state)
+{
+	(void)state;
+	struct res x;
+	char uid_a[32], uid_b[32];
+	sh(g.a, 1, &x, "id -u");
+	snprintf(uid_a, sizeof uid_a, "%s", x.out);
+	sh(g.b, 1, &x, "id -u");
+	snprintf(uid_b, sizeof uid_b, "%s", x.out);
+	if (!strcmp(uid_a, uid_b))
+		fail_msg("both runners' user is uid %s", uid_a);
+	/* A takes every inotify instance of its uid and keeps them for a while */
+	sh(g.a, 1, &x,
+	   "rm -f /tmp/held; setsid python3 -c \"\n"
+	   "import ctypes, time\n"
+	   "libc = ctypes.CDLL(None, use_errno=True)\n"
+	   "fds = []\n"
+	   "while len(fds) < 100000:\n"
+	   "    fd = libc.inotify_init()\n"
+	   "    if fd < 0: break\n"
+	   "    fds.append(fd)\n"
+	   "open('/tmp/held', 'w').write(str(len(fds)))\n"
+	   "time.sleep(20)\n"
+	   "\" </dev/null >/dev/null 2>&1 &\n"
+	   "for i in $(seq 100); do [ -s /tmp/held ] && break; sleep 0.05; done; cat /tmp/held");
+	int held = atoi(x.out);
+	assert_true(held > 0);
+	struct res b;
+	sh(g.b, 1, &b,
+	   "python3 -c \"import ctypes; l = ctypes.CDLL(None, use_errno=True); fd = l.inotify_init(); "
+	   "print(fd >= 0, ctypes.get_errno())\"");
+	sh(g.a, 0, &x, "pkill -f inotify_init; true");
+	printf("runner A (uid %.*s) held %d inotify instances; runner B (uid %.*s): %s", (int)strcspn(uid_a, "\n"), uid_a,
+	       held, (int)strcspn(uid_b, "\n"), uid_b, b.out);
+	assert_string_equal(b.out, "True 0\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -973,6 +1015,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_host_loopback_ports_are_unreachable, runners_up),
 	    cmocka_unit_test_setup(test_dev_is_read_only_and_shm_shares_the_bound, runners_up),
 	    cmocka_unit_test_setup(test_outbound_network_only_with_a_group_network, runners_up),
+	    cmocka_unit_test_setup(test_runners_have_their_own_uids_and_per_uid_limits, runners_up),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -913,6 +913,91 @@ static void test_long_command_goes_through_a_script(void **state)
 	assert_tmp_clean(id);
 }
 
+/* A learner's process watches /proc for the root shells of executions, reads the name of their
+ * stderr rendezvous from a command line and plants a symlink (to a root-owned directory, or to a
+ * file that would be created in it) or a directory of its own there before the root shell gets
+ * to it. Over 200 executions, every one either runs normally or fails closed (exit 125), the
+ * root-owned directory gains nothing and its secret never reaches an output. */
+static void test_a_learner_racing_the_rendezvous_redirects_nothing(void **state)
+{
+	(void)state;
+	enum { RUNS = 200 };
+	struct seen s;
+	char id[128];
+	claim(id);
+	/* the root-owned target, and the watcher (as the user, in its own session so that it
+	 * outlives the execution that starts it) */
+	run_on(id, "{\"command\":\"mkdir -m 700 /tmp/victim && echo TOPSECRET > /tmp/victim/secret\","
+		   "\"privilegedExecution\":true}",
+	       NULL, &s, TIMEOUT);
+	assert_noninteractive(&s, 0);
+	seen_free(&s);
+	static const char watcher[] =
+	    "import os, re\n"
+	    "seen, n = set(), 0\n"
+	    "pat = re.compile(rb'/tmp/poseidon-[0-9a-f-]+[.a-z]*')\n"
+	    "while not os.path.exists('/workspace/stop'):\n"
+	    "    for p in os.listdir('/proc'):\n"
+	    "        try:\n"
+	    "            c = open('/proc/' + p + '/cmdline', 'rb').read()\n"
+	    "        except OSError:\n"
+	    "            continue\n"
+	    "        for m in pat.findall(c):\n"
+	    "            t = m.decode()\n"
+	    "            if t in seen:\n"
+	    "                continue\n"
+	    "            seen.add(t)\n"
+	    "            try:\n"
+	    "                if n % 3 == 0: os.symlink('/tmp/victim', t)\n"
+	    "                elif n % 3 == 1: os.symlink('/tmp/victim/p%d' % n, t)\n"
+	    "                else: os.mkdir(t)\n"
+	    "                n += 1\n"
+	    "                open('/tmp/plants', 'w').write(str(n))\n"
+	    "            except OSError:\n"
+	    "                pass\n";
+	assert_int_equal(h_copy_file(&st, id, "watch.py", watcher, sizeof watcher - 1), 204);
+	run_on(id, "{\"command\":\"setsid python3 watch.py </dev/null >/dev/null 2>&1 & sleep 0.5\"}", NULL, &s, TIMEOUT);
+	assert_noninteractive(&s, 0);
+	seen_free(&s);
+	int normal = 0, closed = 0;
+	for (int i = 0; i < RUNS; i++) {
+		char body[128], want[32];
+		snprintf(body, sizeof body, "{\"command\":\"echo run-%d; echo err-%d >&2\"}", i, i);
+		snprintf(want, sizeof want, "run-%d\r\n", i);
+		run_on(id, body, NULL, &s, TIMEOUT);
+		const char *last = s.ncontrols > 1 ? s.controls[s.ncontrols - 1] : "";
+		if ((s.out && strstr(s.out, "TOPSECRET")) || (s.err && strstr(s.err, "TOPSECRET")))
+			fail_msg("run %d: the secret reached the client: %s %s", i, s.out ? s.out : "", s.err ? s.err : "");
+		if (!strcmp(last, "{\"type\":\"exit\",\"data\":0}") && s.out && !strcmp(s.out, want))
+			normal++;
+		else if (!strcmp(last, "{\"type\":\"exit\",\"data\":125}") || strstr(last, "\"error\""))
+			closed++;
+		else
+			fail_msg("run %d ended neither normally nor closed: %s out=%s err=%s", i, last, s.out ? s.out : "",
+				 s.err ? s.err : "");
+		seen_free(&s);
+	}
+	/* the watcher stops (told through the file route, which needs no rendezvous); what it did,
+	 * and what the root-owned directory holds now */
+	assert_int_equal(h_copy_file(&st, id, "stop", "", 0), 204);
+	h_sleep_ms(500);
+	run_on(id, "{\"command\":\"cat /tmp/plants; echo; ls -A /tmp/victim; cat /tmp/victim/secret\","
+		   "\"privilegedExecution\":true}",
+	       NULL, &s, TIMEOUT);
+	printf("rendezvous race: %d runs normal, %d failed closed; the watcher planted %s", normal, closed,
+	       s.out ? s.out : "");
+	assert_non_null(s.out);
+	int plants = atoi(s.out);
+	char *rest = strchr(s.out, '\n');
+	assert_non_null(rest);
+	assert_string_equal(unix_lines(rest + 1), "secret\nTOPSECRET\n");
+	assert_true(plants > 0); /* the race was run, not only offered */
+	seen_free(&s);
+	char path[256];
+	snprintf(path, sizeof path, "/runners/%s", id);
+	assert_int_equal(call("DELETE", path, NULL, NULL, 0), 204);
+}
+
 static void test_client_close_stops_the_program(void **state)
 {
 	(void)state;
@@ -955,6 +1040,56 @@ static void test_client_close_stops_the_program(void **state)
 	assert_noninteractive(&s, 0);
 	seen_free(&s);
 	assert_tmp_clean(id);
+}
+
+/* A client cannot pin a gateway with open executions: beyond wsgate.maxexecutionsperrunner on one
+ * runner the handshake is 429, beyond wsgate.maxexecutions in all 503, both with a JSON message
+ * and the execution left valid for a retry; once programs end there is room again. */
+static void test_open_executions_are_bounded(void **state)
+{
+	(void)state;
+	struct h_stack small = st;
+	small.wsgate_port = 0;
+	static const char *env[] = {"POSEIDON_WSGATE_MAXEXECUTIONSPERRUNNER=2", "POSEIDON_WSGATE_MAXEXECUTIONS=3", NULL};
+	pid_t gate = h_stack_start_wsgate_with(&small, env, NULL);
+	assert_true(gate > 0);
+	char a[128], b[128], pq[512], body[1024];
+	claim(a);
+	claim(b);
+	struct wsc c[4];
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(execute(a, "{\"command\":\"sleep 3\"}", pq, sizeof pq), 200);
+		assert_int_equal(wsc_open(&c[i], small.wsgate_port, pq, 1, NULL, NULL, 0), 101);
+	}
+	h_sleep_ms(300); /* both programs run */
+	assert_int_equal(execute(a, "{\"command\":\"true\"}", pq, sizeof pq), 200);
+	struct wsc x;
+	assert_int_equal(wsc_open(&x, small.wsgate_port, pq, 1, NULL, body, sizeof body), 429);
+	assert_non_null(strstr(body, "\"message\":\"too many open executions on this runner"));
+	wsc_close(&x);
+	assert_int_equal(execute(b, "{\"command\":\"sleep 3\"}", pq, sizeof pq), 200);
+	assert_int_equal(wsc_open(&c[2], small.wsgate_port, pq, 1, NULL, NULL, 0), 101);
+	h_sleep_ms(300);
+	char pq_b[512];
+	assert_int_equal(execute(b, "{\"command\":\"echo again\"}", pq_b, sizeof pq_b), 200);
+	assert_int_equal(wsc_open(&x, small.wsgate_port, pq_b, 1, NULL, body, sizeof body), 503);
+	assert_non_null(strstr(body, "too many open executions on this gateway"));
+	wsc_close(&x);
+	/* the programs end: the refused executions were not used up and go through now */
+	for (int i = 0; i < 3; i++) {
+		struct seen s = {0};
+		read_all(&c[i], &s, TIMEOUT);
+		wsc_close(&c[i]);
+		seen_free(&s);
+	}
+	assert_int_equal(wsc_open(&x, small.wsgate_port, pq_b, 1, NULL, NULL, 0), 101);
+	struct seen s = {0};
+	read_all(&x, &s, TIMEOUT);
+	wsc_close(&x);
+	assert_noninteractive(&s, 0);
+	assert_string_equal(s.out, "again\r\n");
+	seen_free(&s);
+	h_stop(gate);
 }
 
 static void test_client_close_storms(void **state)
@@ -1370,6 +1505,8 @@ int main(void)
 	    cmocka_unit_test(test_interactivestderr_false_merges_stderr),
 	    cmocka_unit_test(test_executions_are_counted_by_outcome),
 	    cmocka_unit_test(test_token_on_the_handshake),
+	    cmocka_unit_test(test_a_learner_racing_the_rendezvous_redirects_nothing),
+	    cmocka_unit_test(test_open_executions_are_bounded),
 	    cmocka_unit_test(test_runner_holds_against_a_hostile_program),
 	    cmocka_unit_test(test_a_huge_write_does_not_reach_the_host_disk),
 	    cmocka_unit_test(test_network_access_reaches_out_and_not_home),
