@@ -119,9 +119,11 @@ test: deps
 asan: deps
 	@POSEIDON_TEST_VALGRIND=0 $(MAKE) --no-print-directory O=build/asan SAN=1 unit integration
 
-# The fault suite at full length (make test runs its short version): longer storms, a 30 s outage.
-test-fault: all $(O)/tests/integration/test_fault
+# The fault suite at full length (make test runs its short version): longer storms, a 30 s outage,
+# the races' mixed load for 60 s.
+test-fault: all $(O)/tests/integration/test_fault $(O)/tests/integration/test_races
 	$(TEST_ENV) POSEIDON_FAULT_FULL=1 $(O)/tests/integration/test_fault
+	$(TEST_ENV) POSEIDON_FAULT_FULL=1 $(O)/tests/integration/test_races
 
 # The FastCGI worker under valgrind (also part of make test), alone.
 valgrind: all $(INTEG_BIN)
