@@ -109,7 +109,8 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $(TEST_ENV) $$t; done
 
 integration: all $(INTEG_BIN)
-	@set -e; for t in $(INTEG_BIN); do echo "== $$t"; $(TEST_ENV) $$t; done
+	@set -e; for t in $(INTEG_BIN); do echo "== $$t"; s=$$(date +%s); $(TEST_ENV) $$t; \
+		echo "== $$t: $$(( $$(date +%s) - s )) s"; done
 
 test: deps
 	@$(MAKE) --no-print-directory all
