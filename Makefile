@@ -102,6 +102,9 @@ $(O)/tests/bench/%: $(O)/obj/tests/bench/%.o $(INTEG_LIB:%.c=$(O)/obj/%.o) $(LIB
 
 $(O)/obj/tests/%.o: CPPFLAGS += -Itests/integration
 
+# No test binary may run longer than this (seconds): a hang fails make test instead of stalling it.
+TEST_TIMEOUT ?= 600
+
 # Tests find the programs and the source tree through these.
 TEST_ENV = POSEIDON_BIN_DIR=$(abspath $(O)/bin) POSEIDON_SRC_DIR=$(CURDIR)
 
@@ -109,7 +112,9 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $(TEST_ENV) $$t; done
 
 integration: all $(INTEG_BIN)
-	@set -e; for t in $(INTEG_BIN); do echo "== $$t"; $(TEST_ENV) $$t; done
+	@set -e; for t in $(INTEG_BIN); do echo "== $$t"; s=$$(date +%s); \
+		$(TEST_ENV) timeout -k 10 $(TEST_TIMEOUT) $$t || { rc=$$?; [ $$rc = 124 ] && echo "== $$t: still running after $(TEST_TIMEOUT) s"; exit $$rc; }; \
+		echo "== $$t: $$(( $$(date +%s) - s )) s"; done
 
 test: deps
 	@$(MAKE) --no-print-directory all
@@ -119,9 +124,11 @@ test: deps
 asan: deps
 	@POSEIDON_TEST_VALGRIND=0 $(MAKE) --no-print-directory O=build/asan SAN=1 unit integration
 
-# The fault suite at full length (make test runs its short version): longer storms, a 30 s outage.
-test-fault: all $(O)/tests/integration/test_fault
+# The fault suite at full length (make test runs its short version): longer storms, a 30 s outage,
+# the races' mixed load for 60 s.
+test-fault: all $(O)/tests/integration/test_fault $(O)/tests/integration/test_races
 	$(TEST_ENV) POSEIDON_FAULT_FULL=1 $(O)/tests/integration/test_fault
+	$(TEST_ENV) POSEIDON_FAULT_FULL=1 $(O)/tests/integration/test_races
 
 # The FastCGI worker under valgrind (also part of make test), alone.
 valgrind: all $(INTEG_BIN)

@@ -276,10 +276,15 @@ static long long get_int(json_object *o, const char *key)
 
 /* ---- jobs ------------------------------------------------------------------------------ */
 
-int nomad_job_register(struct nomad *n, json_object *job, char *eval_id, struct perr *e)
+static int job_register(struct nomad *n, json_object *job, const unsigned long long *modify_index, char *eval_id,
+			struct perr *e)
 {
 	json_object *req = json_object_new_object();
 	json_object_object_add(req, "Job", json_object_get(job));
+	if (modify_index) {
+		json_object_object_add(req, "EnforceIndex", json_object_new_boolean(1));
+		json_object_object_add(req, "JobModifyIndex", json_object_new_uint64(*modify_index));
+	}
 	const char *body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	char *resp = NULL;
 	long status;
@@ -299,6 +304,17 @@ int nomad_job_register(struct nomad *n, json_object *job, char *eval_id, struct 
 		log_debug("nomad register warnings", "warnings", warnings);
 	json_object_put(o);
 	return 0;
+}
+
+int nomad_job_register(struct nomad *n, json_object *job, char *eval_id, struct perr *e)
+{
+	return job_register(n, job, NULL, eval_id, e);
+}
+
+int nomad_job_register_over(struct nomad *n, json_object *job, unsigned long long modify_index, char *eval_id,
+			    struct perr *e)
+{
+	return job_register(n, job, &modify_index, eval_id, e);
 }
 
 int nomad_job_read(struct nomad *n, const char *id, json_object **job, struct perr *e)

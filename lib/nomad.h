@@ -57,6 +57,11 @@ struct nomad_job_stub {
 /* PUT /v1/jobs {"Job": job}. The job object is not consumed. eval_id (may be NULL, >= 40 bytes)
  * receives the EvalID. */
 int nomad_job_register(struct nomad *n, json_object *job, char *eval_id, struct perr *e);
+/* The same, with Nomad's EnforceIndex: only while the job's JobModifyIndex is still modify_index
+ * (0: it does not exist), so that a job purged (or changed) since it was read is not registered
+ * again; Nomad answers 500 "Enforcing job modify index ..." otherwise. */
+int nomad_job_register_over(struct nomad *n, json_object *job, unsigned long long modify_index, char *eval_id,
+			    struct perr *e);
 /* GET /v1/job/<id>: 1 and *job (caller puts) when found, 0 when Nomad says 404, -1 on error. */
 int nomad_job_read(struct nomad *n, const char *id, json_object **job, struct perr *e);
 /* GET /v1/jobs?prefix=: stubs sorted by id, *out malloc'd (caller frees). */

@@ -192,9 +192,11 @@ static int create_runners(struct pool *p, const struct env_stats *st, struct env
 			break;
 		}
 		/* Redis first: a job Nomad has and Redis does not is an orphan, never a lost runner */
-		if (store_runner_add_starting(p->store, st->id, gen, ids[n], e) < 0) {
+		int added = store_runner_add_starting(p->store, st->id, gen, ids[n], e);
+		if (added <= 0) {
+			/* 0: the environment was deleted or replaced since the pass read it */
 			json_object_put(jobs[n]);
-			rc = -1;
+			rc = added < 0 ? -1 : rc;
 			break;
 		}
 		n++;
@@ -205,6 +207,12 @@ static int create_runners(struct pool *p, const struct env_stats *st, struct env
 		for (int i = 0; i < n; i++) {
 			if (results[i] == 0) {
 				p->c.created++;
+				/* an environment DELETE or PUT that swept this runner while its job was
+				 * being registered found no job to stop: stop it now */
+				struct runner r;
+				struct perr ge;
+				if (store_runner_get(p->store, ids[i], &r, &ge) == 0)
+					queue_purge(p, ids[i]);
 				continue;
 			}
 			struct perr de;
@@ -251,14 +259,19 @@ static int sweep(struct pool *p, const struct env_stats *st, long long now, stru
 	return 0;
 }
 
-/* More idle + starting runners than the pool size (it was lowered): the newest go first. */
+/* More idle + starting runners than the pool size (it was lowered): the newest go first. The
+ * excess is counted in the list read here, not in the pass's statistics: runners claimed since
+ * those were read would be trimmed twice over, once by their user and once here. A runner claimed
+ * after this read is skipped by destroy_runner_in_state, and counts as gone, which it is. */
 static int trim(struct pool *p, const struct env_stats *st, struct perr *e)
 {
 	struct runner *rs;
 	size_t n;
-	long long excess = (long long)(st->idle + st->starting) - (long long)st->prewarming_pool_size;
 	if (store_env_runners(p->store, st->id, &rs, &n, e) < 0)
 		return -1;
+	long long excess = -(long long)st->prewarming_pool_size;
+	for (size_t i = 0; i < n; i++)
+		excess += strcmp(rs[i].state, "starting") == 0 || strcmp(rs[i].state, "idle") == 0;
 	for (int pass = 0; pass < 2; pass++) /* starting ones first, then idle */
 		for (size_t i = n; i-- > 0 && excess > 0;)
 			if (strcmp(rs[i].state, pass == 0 ? "starting" : "idle") == 0) {
@@ -299,10 +312,25 @@ static int mark_claimed(struct pool *p, struct perr *e)
 		if (store_runner_get(p->store, ids[i], &r, e) <= 0 || strcmp(r.state, "used") != 0)
 			continue;
 		if (nomad_job_read(p->nomad, ids[i], &job, e) == 1 &&
-		    jobspec_set_used(job, 1, r.inactivity_timeout, &changed, e) == 0 && changed &&
-		    nomad_job_register(p->nomad, job, NULL, e) < 0) {
-			log_warn("could not mark runner used in nomad", "runner", ids[i], "error", e->msg);
-			rc = -1;
+		    jobspec_set_used(job, 1, r.inactivity_timeout, &changed, e) == 0 && changed) {
+			/* The API may destroy and purge the runner while we hold its job: look again, and
+			 * register only over the job as read (EnforceIndex), so that a purged job is never
+			 * created again (it once came back until reconcile purged it) */
+			json_object *v;
+			unsigned long long idx = json_object_object_get_ex(job, "JobModifyIndex", &v)
+							 ? (unsigned long long)json_object_get_int64(v)
+							 : 0;
+			struct runner again;
+			if (store_runner_get(p->store, ids[i], &again, e) > 0 && strcmp(again.state, "used") == 0 &&
+			    nomad_job_register_over(p->nomad, job, idx, NULL, e) < 0) {
+				if (strstr(e->msg, "Enforcing job modify index"))
+					log_debug("runner changed in nomad while it was marked used", "runner", ids[i], "error",
+						  e->msg);
+				else {
+					log_warn("could not mark runner used in nomad", "runner", ids[i], "error", e->msg);
+					rc = -1;
+				}
+			}
 		}
 		json_object_put(job);
 	}

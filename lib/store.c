@@ -99,27 +99,35 @@ static const char *const scripts[S_COUNT] = {
 	"  out[#out + 1] = f[2] or '0' "
 	"end "
 	"return out",
-	/* S_ENV_PUT. KEYS: env, envs, tombstone. ARGV: id, mode ('always', or 'absent': leave an
-	 * existing one alone), field, value, ... Returns {created, generation}. */
+	/* S_ENV_PUT. KEYS: env, envs, tombstone. ARGV: id, mode ('always'; 'absent': leave an
+	 * existing one alone; '=<n>': only while its generation is n, 0 meaning absent), field,
+	 * value, ... Returns {created, generation}, created -1 when the mode said no. */
 	[S_ENV_PUT] =
 	"local created = redis.call('EXISTS', KEYS[1]) == 0 "
-	"if ARGV[2] == 'absent' and not created then "
-	"  return {0, tonumber(redis.call('HGET', KEYS[1], 'generation') or '0')} end "
+	"local cur = tonumber(redis.call('HGET', KEYS[1], 'generation') or '0') "
+	"if ARGV[2] == 'absent' and not created then return {0, cur} end "
+	"if string.sub(ARGV[2], 1, 1) == '=' and tonumber(string.sub(ARGV[2], 2)) ~= cur then return {-1, cur} end "
 	"redis.call('DEL', KEYS[3]) "
 	"local gen = redis.call('HINCRBY', KEYS[1], 'generation', 1) "
 	"redis.call('HSET', KEYS[1], unpack(ARGV, 3)) "
 	"redis.call('SADD', KEYS[2], ARGV[1]) "
 	"if created then return {1, gen} end return {0, gen}",
-	/* S_ENV_DEL. KEYS: env, envs, tombstone. ARGV: id, tombstone ttl ms. The tombstone keeps
-	 * the refill daemon from recovering the environment from Nomad while its jobs are purged. */
+	/* S_ENV_DEL. KEYS: env, envs, tombstone. ARGV: id, tombstone ttl ms, generation ('' for any:
+	 * else only while the environment has that generation). The tombstone keeps the refill
+	 * daemon from recovering the environment from Nomad while its jobs are purged. */
 	[S_ENV_DEL] =
+	"if ARGV[3] ~= '' and tonumber(redis.call('HGET', KEYS[1], 'generation') or '0') ~= tonumber(ARGV[3]) then "
+	"  return 0 end "
 	"local n = redis.call('DEL', KEYS[1]) "
 	"redis.call('SREM', KEYS[2], ARGV[1]) "
 	"if n > 0 then redis.call('SET', KEYS[3], '1', 'PX', ARGV[2]) end "
 	"return n",
-	/* S_ADD_STARTING. KEYS: runner, starting. ARGV: id, env, generation. */
+	/* S_ADD_STARTING. KEYS: runner, starting, env. ARGV: id, env, generation. 0 when the
+	 * environment is gone or has another generation. */
 	[S_ADD_STARTING] =
 	LUA_NOW
+	/* an environment deleted or replaced since the caller looked gets no runner of the old one */
+	"if redis.call('HGET', KEYS[3], 'generation') ~= ARGV[3] then return 0 end "
 	"redis.call('HSET', KEYS[1], 'env', ARGV[2], 'generation', ARGV[3], 'state', 'starting', "
 	"           'createdAt', string.format('%.0f', ms)) "
 	"redis.call('SADD', KEYS[2], ARGV[1]) "
@@ -398,22 +406,30 @@ int store_ping(struct store *s, struct perr *e)
 
 /* ---- environments ---------------------------------------------------------------------- */
 
-static int env_put(struct store *s, const struct environment *env, int only_if_absent, int *created,
+static int env_put(struct store *s, const struct environment *env, const char *mode, int *created,
 		   long long *generation, struct perr *e);
 
 int store_env_put(struct store *s, const struct environment *env, int *created, long long *generation,
 		  struct perr *e)
 {
-	return env_put(s, env, 0, created, generation, e);
+	return env_put(s, env, "always", created, generation, e);
 }
 
 int store_env_put_if_absent(struct store *s, const struct environment *env, int *created, long long *generation,
 			    struct perr *e)
 {
-	return env_put(s, env, 1, created, generation, e);
+	return env_put(s, env, "absent", created, generation, e);
 }
 
-static int env_put(struct store *s, const struct environment *env, int only_if_absent, int *created,
+int store_env_put_if_generation(struct store *s, const struct environment *env, long long expected, int *created,
+				long long *generation, struct perr *e)
+{
+	char mode[32];
+	snprintf(mode, sizeof mode, "=%lld", expected);
+	return env_put(s, env, mode, created, generation, e);
+}
+
+static int env_put(struct store *s, const struct environment *env, const char *mode, int *created,
 		   long long *generation, struct perr *e)
 {
 	char k_env[KEY_MAX], k_envs[KEY_MAX], k_tomb[KEY_MAX], id[24], pool[24], cpu[24], mem[24];
@@ -428,7 +444,7 @@ static int env_put(struct store *s, const struct environment *env, int only_if_a
 	snprintf(cpu, sizeof cpu, "%llu", env->cpu_limit);
 	snprintf(mem, sizeof mem, "%llu", env->memory_limit);
 	const char *keys[] = {k_env, k_envs, k_tomb};
-	const char *args[] = {id, only_if_absent ? "absent" : "always", "id", id, "prewarmingPoolSize", pool,
+	const char *args[] = {id, mode, "id", id, "prewarmingPoolSize", pool,
 			      "cpuLimit", cpu, "memoryLimit", mem, "image", env->image, "networkAccess",
 			      env->network_access ? "true" : "false", "exposedPorts", ports};
 	redisReply *r = run_script(s, S_ENV_PUT, 3, keys, 16, args, NULL, 0, e);
@@ -531,15 +547,22 @@ int store_env_list(struct store *s, struct environment **out, size_t *n, struct 
 
 int store_env_delete(struct store *s, long long id, struct perr *e)
 {
-	char k_env[KEY_MAX], k_envs[KEY_MAX], k_tomb[KEY_MAX], ids[24], ttl[24];
+	return store_env_delete_if_generation(s, id, -1, e);
+}
+
+int store_env_delete_if_generation(struct store *s, long long id, long long expected, struct perr *e)
+{
+	char k_env[KEY_MAX], k_envs[KEY_MAX], k_tomb[KEY_MAX], ids[24], ttl[24], gen[24] = "";
 	env_key(s, k_env, "env", id);
 	env_key(s, k_tomb, "tombstone", id);
 	key(s, k_envs, "envs", NULL);
 	snprintf(ids, sizeof ids, "%lld", id);
 	snprintf(ttl, sizeof ttl, "%d", STORE_TOMBSTONE_MS);
+	if (expected >= 0)
+		snprintf(gen, sizeof gen, "%lld", expected);
 	const char *keys[] = {k_env, k_envs, k_tomb};
-	const char *args[] = {ids, ttl};
-	redisReply *r = run_script(s, S_ENV_DEL, 3, keys, 2, args, NULL, 1, e);
+	const char *args[] = {ids, ttl, gen};
+	redisReply *r = run_script(s, S_ENV_DEL, 3, keys, 3, args, NULL, 1, e);
 	if (!r)
 		return -1;
 	int existed = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
@@ -702,20 +725,22 @@ int store_runner_lookup(struct store *s, const char *runner_id, int touch, struc
 int store_runner_add_starting(struct store *s, long long env, long long generation, const char *runner_id,
 			      struct perr *e)
 {
-	char k_runner[KEY_MAX], k_start[KEY_MAX], envs[24], gen[24];
+	char k_runner[KEY_MAX], k_start[KEY_MAX], k_env[KEY_MAX], envs[24], gen[24];
 	if (!valid_runner_id(runner_id))
 		return perr_set(e, PERR_BAD_REQUEST, "invalid runner id");
 	key(s, k_runner, "runner", runner_id);
 	env_key(s, k_start, "starting", env);
+	env_key(s, k_env, "env", env);
 	snprintf(envs, sizeof envs, "%lld", env);
 	snprintf(gen, sizeof gen, "%lld", generation);
-	const char *keys[] = {k_runner, k_start};
+	const char *keys[] = {k_runner, k_start, k_env};
 	const char *args[] = {runner_id, envs, gen};
-	redisReply *r = run_script(s, S_ADD_STARTING, 2, keys, 3, args, NULL, 1, e);
+	redisReply *r = run_script(s, S_ADD_STARTING, 3, keys, 3, args, NULL, 1, e);
 	if (!r)
 		return -1;
+	int added = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
 	freeReplyObject(r);
-	return 0;
+	return added;
 }
 
 int store_runner_ready(struct store *s, const char *runner_id, const char *alloc_id, const char *node,

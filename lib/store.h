@@ -43,6 +43,11 @@ int store_env_put(struct store *s, const struct environment *env, int *created, 
 /* The same, but leaves an existing environment untouched (*created 0): recovery from Nomad. */
 int store_env_put_if_absent(struct store *s, const struct environment *env, int *created, long long *generation,
 			    struct perr *e);
+/* The same, but only while the environment's generation is still expected (0: it does not
+ * exist): a writer that read Nomad before a concurrent PUT must not undo it. *created is -1 when
+ * the generation had changed and nothing was written. */
+int store_env_put_if_generation(struct store *s, const struct environment *env, long long expected, int *created,
+				long long *generation, struct perr *e);
 /* 1 and *out filled when it exists, 0 when not, -1 on error. */
 int store_env_get(struct store *s, long long id, struct environment *out, long long *generation,
 		  struct perr *e);
@@ -52,6 +57,9 @@ int store_env_list(struct store *s, struct environment **out, size_t *n, struct 
  * refill daemon does not recover it from Nomad meanwhile; 1 if it existed. Runners: see
  * store_env_destroy_runners. */
 int store_env_delete(struct store *s, long long id, struct perr *e);
+/* The same, but only while the environment's generation is expected; 0 when it was not deleted
+ * (gone, or changed meanwhile). */
+int store_env_delete_if_generation(struct store *s, long long id, long long expected, struct perr *e);
 /* 1 when the environment was deleted recently (its tombstone is alive). */
 int store_env_tombstoned(struct store *s, long long id, struct perr *e);
 /* Removes every runner of env (idle, starting, used) from Redis; their ids in *ids (malloc'd,
@@ -98,7 +106,9 @@ int store_runner_get(struct store *s, const char *runner_id, struct runner *out,
 /* Redis's clock in ms since the epoch (the clock deadlines and createdAt use). */
 int store_time_ms(struct store *s, long long *now, struct perr *e);
 
-/* Refill side. A new runner job was registered: runner:<id> state starting, in starting:<env>. */
+/* Refill side. A new runner job is about to be registered: runner:<id> state starting, in
+ * starting:<env>. 1, or 0 when the environment is gone or has another generation meanwhile
+ * (then nothing is written and no job must be registered). */
 int store_runner_add_starting(struct store *s, long long env, long long generation,
 			      const char *runner_id, struct perr *e);
 /* Its allocation runs: moves it from starting:<env> to the tail of pool:<env> with its

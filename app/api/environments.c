@@ -53,15 +53,22 @@ static int fetch_param(struct http_req *r, int *fetch, struct perr *e)
 }
 
 /* Removes an environment and everything of it: Redis first (runner routes answer 410 at once),
- * then Nomad. Returns -1 when Nomad could not purge everything (the refill daemon finishes the
- * job later: the environment is tombstoned). */
-static int remove_environment(struct api *a, long long id, struct perr *e)
+ * then Nomad. With expected >= 0 only while the environment still has that generation (a fetch
+ * must not remove what a PUT made meanwhile): returns 1 when it was left alone. Returns -1 when
+ * Nomad could not purge everything (the refill daemon finishes the job later: the environment
+ * is tombstoned). */
+static int remove_environment(struct api *a, long long id, long long expected, struct perr *e)
 {
 	char **ids = NULL, prefix[32], tmpl[48];
 	size_t n = 0;
 	struct nomad_job_stub *stubs = NULL;
 	size_t nstubs = 0;
-	if (store_env_delete(a->store, id, e) < 0 || store_env_destroy_runners(a->store, id, &ids, &n, e) < 0)
+	int deleted = store_env_delete_if_generation(a->store, id, expected, e);
+	if (deleted < 0)
+		return -1;
+	if (!deleted && expected >= 0)
+		return 1;
+	if (store_env_destroy_runners(a->store, id, &ids, &n, e) < 0)
 		return -1;
 	snprintf(prefix, sizeof prefix, "%lld-", id);
 	int rc = nomad_jobs_list(a->nomad, prefix, &stubs, &nstubs, e);
@@ -93,8 +100,12 @@ static int remove_environment(struct api *a, long long id, struct perr *e)
 	return rc;
 }
 
-/* Stores env as Nomad has it unless Redis already has the same definition. */
-static int adopt_from_nomad(struct api *a, json_object *job, struct environment *env, struct perr *e)
+/* Stores env as Nomad has it unless Redis already has the same definition, and only while the
+ * environment's generation is still expected, the one seen before Nomad was read: a template
+ * read before a concurrent PUT registered its new one must not be written over the PUT's
+ * definition (env then holds what Redis has). */
+static int adopt_from_nomad(struct api *a, json_object *job, long long expected, struct environment *env,
+			    struct perr *e)
 {
 	struct environment local;
 	if (jobspec_environment_from_job(job, env, e) < 0)
@@ -107,58 +118,91 @@ static int adopt_from_nomad(struct api *a, json_object *job, struct environment 
 		return 0;
 	}
 	int created;
-	if (store_env_put(a->store, env, &created, NULL, e) < 0)
+	if (store_env_put_if_generation(a->store, env, expected, &created, NULL, e) < 0)
 		return -1;
+	if (created < 0) {
+		/* changed meanwhile: the newer definition stays */
+		if (store_env_get(a->store, env->id, env, NULL, e) < 0)
+			return -1;
+		return 0;
+	}
 	char id[24];
 	log_info(created ? "environment recovered from nomad" : "environment updated from nomad", "env",
 		 log_int(id, env->id));
 	return 0;
 }
 
-/* Re-reads every template job; environments whose template vanished are removed. */
+/* The generation of environment id in Redis, 0 when it does not exist, -1 on error. */
+static long long generation_of(struct api *a, long long id, struct perr *e)
+{
+	struct environment env;
+	long long gen = 0;
+	int found = store_env_get(a->store, id, &env, &gen, e);
+	return found < 0 ? -1 : found ? gen : 0;
+}
+
+/* Re-reads every template job; environments whose template vanished are removed. A read must
+ * never undo a write that raced it: the generations are taken before Nomad is listed, a template
+ * is stored only over the generation seen then, and an environment that the list lacks is
+ * removed only when Nomad, asked for it by id, has no template either and its generation is
+ * still the one seen before the list (a PUT registers its template before it stores, so an
+ * environment created meanwhile is either found by id or has a new generation). */
 static int sync_all_from_nomad(struct api *a, struct perr *e)
 {
-	struct nomad_job_stub *stubs;
-	size_t n;
-	if (nomad_jobs_list(a->nomad, "template-", &stubs, &n, e) < 0)
+	struct environment *before = NULL;
+	size_t nbefore = 0;
+	if (store_env_list(a->store, &before, &nbefore, e) < 0)
 		return -1;
-	int rc = 0;
-	long long *seen = calloc(n + 1, sizeof *seen);
+	long long *gen_before = calloc(nbefore + 1, sizeof *gen_before);
+	for (size_t i = 0; gen_before && i < nbefore; i++)
+		if ((gen_before[i] = generation_of(a, before[i].id, e)) < 0) {
+			free(before);
+			free(gen_before);
+			return -1;
+		}
+	struct nomad_job_stub *stubs = NULL;
+	size_t n = 0;
+	int rc = gen_before ? nomad_jobs_list(a->nomad, "template-", &stubs, &n, e) : perr_set(e, PERR_UNKNOWN, "out of memory");
+	long long *seen = rc == 0 ? calloc(n + 1, sizeof *seen) : NULL;
 	size_t nseen = 0;
 	for (size_t i = 0; i < n && rc == 0 && seen; i++) {
-		long long id;
+		long long id, expected = 0;
 		json_object *job = NULL;
 		if (!nomad_is_template_job_id(stubs[i].id, &id) || strcmp(stubs[i].status, "dead") == 0)
 			continue;
+		for (size_t k = 0; k < nbefore; k++)
+			if (before[k].id == id)
+				expected = gen_before[k];
 		int found = nomad_job_read(a->nomad, stubs[i].id, &job, e);
 		if (found < 0) {
 			rc = -1;
 		} else if (found) {
 			struct environment env;
-			if (store_env_tombstoned(a->store, id, e) == 0 && adopt_from_nomad(a, job, &env, e) == 0)
+			if (store_env_tombstoned(a->store, id, e) == 0 && adopt_from_nomad(a, job, expected, &env, e) == 0)
 				seen[nseen++] = id;
 		}
 		json_object_put(job);
 	}
 	free(stubs);
-	if (rc == 0 && seen) {
-		struct environment *local;
-		size_t nl;
-		if (store_env_list(a->store, &local, &nl, e) < 0) {
-			rc = -1;
-		} else {
-			for (size_t i = 0; i < nl; i++) {
-				int present = 0;
-				for (size_t j = 0; j < nseen && !present; j++)
-					present = seen[j] == local[i].id;
-				struct perr pe;
-				if (!present)
-					remove_environment(a, local[i].id, &pe);
-			}
-			free(local);
-		}
+	/* only what existed before the list can be missing from it */
+	for (size_t i = 0; rc == 0 && seen && i < nbefore; i++) {
+		int present = 0;
+		for (size_t j = 0; j < nseen && !present; j++)
+			present = seen[j] == before[i].id;
+		if (present)
+			continue;
+		char tmpl[48];
+		json_object *job = NULL;
+		nomad_template_job_id(before[i].id, tmpl, sizeof tmpl);
+		struct perr pe;
+		int found = nomad_job_read(a->nomad, tmpl, &job, &pe);
+		json_object_put(job);
+		if (found == 0)
+			remove_environment(a, before[i].id, gen_before[i], &pe);
 	}
 	free(seen);
+	free(before);
+	free(gen_before);
 	return rc;
 }
 
@@ -177,6 +221,13 @@ void h_env_put(struct api *a, struct http_req *r, const struct http_params *p)
 		api_fail(r, &e);
 		return;
 	}
+	/* 201 when the environment did not exist before this PUT: a list with fetch may store it
+	 * from the template registered below before this PUT stores it itself */
+	long long before = generation_of(a, env.id, &e);
+	if (before < 0) {
+		api_fail(r, &e);
+		return;
+	}
 	json_object *job = jobspec_template_job(a->tmpl, &env, &a->jobopts, &e);
 	if (!job || nomad_job_register(a->nomad, job, eval, &e) < 0) {
 		json_object_put(job);
@@ -191,6 +242,7 @@ void h_env_put(struct api *a, struct http_req *r, const struct http_params *p)
 		api_fail(r, &e);
 		return;
 	}
+	created = created || before == 0;
 	store_wake(a->store, &e); /* the refill daemon starts on the pool at once */
 	char id[24], g[24];
 	log_info(created ? "environment created" : "environment replaced", "env", log_int(id, env.id), "generation",
@@ -233,16 +285,20 @@ void h_env_get(struct api *a, struct http_req *r, const struct http_params *p)
 	if (fetch) {
 		char tmpl[48];
 		json_object *job = NULL;
+		/* the generation before Nomad is read: what a concurrent PUT stores after it wins */
+		long long gen = generation_of(a, id, &e);
 		nomad_template_job_id(id, tmpl, sizeof tmpl);
-		found = nomad_job_read(a->nomad, tmpl, &job, &e);
-		if (found == 1 && adopt_from_nomad(a, job, &env, &e) < 0)
+		found = gen < 0 ? -1 : nomad_job_read(a->nomad, tmpl, &job, &e);
+		if (found == 1 && adopt_from_nomad(a, job, gen, &env, &e) < 0)
 			found = -1;
 		json_object_put(job);
-		if (found == 0) {
-			/* ENV-13: known here but not in Nomad: it is gone */
-			struct environment local;
-			if (store_env_get(a->store, id, &local, NULL, &e) == 1 && remove_environment(a, id, &e) < 0)
+		if (found == 0 && gen > 0) {
+			/* ENV-13: known here but not in Nomad: it is gone (unless it changed meanwhile) */
+			int rc = remove_environment(a, id, gen, &e);
+			if (rc < 0)
 				found = -1;
+			else if (rc == 1)
+				found = store_env_get(a->store, id, &env, NULL, &e);
 		}
 	} else {
 		found = store_env_get(a->store, id, &env, NULL, &e);
@@ -281,7 +337,7 @@ void h_env_delete(struct api *a, struct http_req *r, const struct http_params *p
 		http_respond_empty(r, 404);
 		return;
 	}
-	if (remove_environment(a, id, &e) < 0) {
+	if (remove_environment(a, id, -1, &e) < 0) {
 		if (e.kind != PERR_NOMAD_UNREACHABLE)
 			e.kind = PERR_UNKNOWN;
 		api_fail(r, &e);

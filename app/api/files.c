@@ -58,8 +58,25 @@ static int run_in(struct api *a, const struct runner *run, const char *line, con
 
 /* Maps an exec failure to the API's error: Nomad unreachable keeps its code, a request the exec
  * could not carry (a path too long for its request line) is the client's 400, the rest UNKNOWN. */
-static void exec_failed(struct http_req *r, struct perr *e, const char *what)
+/* Whether run went away while its command ran (a DELETE, an environment replaced or deleted, the
+ * inactivity reaper): the command's failure is then the runner's 410, not the exec's 500. */
+static int runner_gone(struct api *a, const struct runner *run, struct perr *e)
 {
+	struct runner now;
+	struct perr le;
+	if (store_runner_lookup(a->store, run->id, 0, &now, &le) != 0)
+		return 0; /* alive, or Redis cannot tell: the exec's own failure stands */
+	perr_set(e, PERR_GONE, "abstract manager wrapped: no runner found with this id");
+	return 1;
+}
+
+static void exec_failed(struct api *a, struct http_req *r, const struct runner *run, struct perr *e,
+			const char *what)
+{
+	if (runner_gone(a, run, e)) {
+		api_fail(r, e);
+		return;
+	}
 	if (e->kind != PERR_NOMAD_UNREACHABLE && e->kind != PERR_BAD_REQUEST)
 		e->kind = PERR_UNKNOWN;
 	perr_wrap(e, what);
@@ -157,10 +174,12 @@ void h_files_list(struct api *a, struct http_req *r, const struct http_params *p
 		else
 			log_warn("listing ended early", "runner", run.id, "path", path, "error", e.msg);
 	} else if (rc < 0) {
-		exec_failed(r, &e, "could not list files");
+		exec_failed(a, r, &run, &e, "could not list files");
 	} else if (code != 0) {
-		/* FIL-19: we answer the spec's 424 for a path that does not exist (DIS-3) */
-		perr_set(&e, PERR_FAILED_DEPENDENCY, "file not found or insufficient permissions");
+		/* FIL-19: we answer the spec's 424 for a path that does not exist (DIS-3); ls killed with
+		 * its runner is the runner's 410 */
+		if (!runner_gone(a, &run, &e))
+			perr_set(&e, PERR_FAILED_DEPENDENCY, "file not found or insufficient permissions");
 		api_fail(r, &e);
 	} else {
 		http_begin(r, 200, "Content-Type: application/json\r\n");
@@ -277,9 +296,11 @@ void h_files_raw(struct api *a, struct http_req *r, const struct http_params *p)
 		perr_set(&e, PERR_FAILED_DEPENDENCY, "file not found or insufficient permissions");
 		api_fail(r, &e);
 	} else if (rc < 0 && !d.bad_head) {
-		exec_failed(r, &e, "could not download file");
+		exec_failed(a, r, &run, &e, "could not download file");
 	} else {
-		perr_set(&e, PERR_UNKNOWN, "could not download file: %s", d.bad_head ? "unexpected listing" : "ls failed");
+		if (!runner_gone(a, &run, &e))
+			perr_set(&e, PERR_UNKNOWN, "could not download file: %s",
+				 d.bad_head ? "unexpected listing" : "ls failed");
 		api_fail(r, &e);
 	}
 }
@@ -403,7 +424,7 @@ void h_files_patch(struct api *a, struct http_req *r, const struct http_params *
 		/* the delete list is too long for the exec request line: delete first, on its own */
 		if (delete_via_stdin(a, &run, &f, &e) < 0) {
 			free(line);
-			exec_failed(r, &e, "file deletion failed");
+			exec_failed(a, r, &run, &e, "file deletion failed");
 			model_files_free(&f);
 			return;
 		}
@@ -427,12 +448,15 @@ void h_files_patch(struct api *a, struct http_req *r, const struct http_params *
 	}
 	if (rc < 0) {
 		model_files_free(&f);
-		exec_failed(r, &e, "file copy failed");
+		exec_failed(a, r, &run, &e, "file copy failed");
 		return;
 	}
 	if (code != 0) {
-		/* FIL-7: the other files were written; tar's diagnostics go back to the client */
-		perr_set(&e, PERR_UNKNOWN, "file copy failed: stderr output '%s' and stdout output '%s'", c.errout, c.out);
+		/* FIL-7: the other files were written; tar's diagnostics go back to the client; a tar
+		 * killed with its runner (DELETE during the copy) is the runner's 410 */
+		if (!runner_gone(a, &run, &e))
+			perr_set(&e, PERR_UNKNOWN, "file copy failed: stderr output '%s' and stdout output '%s'", c.errout,
+				 c.out);
 		goto fail;
 	}
 	char n[24];

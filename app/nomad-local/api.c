@@ -281,6 +281,12 @@ static void job_register(struct http_conn *c, struct http_req *r, const char *pa
 		free(err);
 		return;
 	}
+	if (sched_enforce_index(&req, err, JOBSPEC_ERR_MAX) < 0) {
+		json_object_put(req.job);
+		error(c, r, 500, err);
+		free(err);
+		return;
+	}
 	free(err);
 	json_object *resp = sched_register(&req);
 	reply_json(c, r, resp, 0, (uint64_t)js_int(resp, "Index", 0));

@@ -1121,6 +1121,8 @@ int jobspec_register(const char *body, size_t len, int has_body, const char *que
 	}
 	snprintf(out->ns, sizeof out->ns, "%s", ns);
 	out->eval_priority = (int)eval_prio;
+	out->enforce_index = js_bool(req, "EnforceIndex");
+	out->job_modify_index = (unsigned long long)js_int(req, "JobModifyIndex", 0);
 	json_object *canon = canon_job(job, ns, region);
 	json_object_put(req);
 	char *verr = validate_job(canon);

@@ -24,6 +24,8 @@ struct jobspec_request {
 	char ns[256];            /* resolved namespace */
 	char id[512];
 	int eval_priority;       /* 0: job priority */
+	int enforce_index;       /* EnforceIndex: register only over JobModifyIndex */
+	unsigned long long job_modify_index;
 };
 
 /* Decodes and canonicalizes a PUT /v1/jobs body. query_ns/query_region: the URL parameters

@@ -244,7 +244,7 @@ void portfwd_start(struct nl_alloc *a, struct sandbox *sb)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)a->ports[i].value),
 					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-		if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 64) < 0) {
+		if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, SOMAXCONN) < 0) {
 			log_error("portfwd: cannot listen", "alloc_id", a->id, "port",
 				  log_int((char[24]){0}, a->ports[i].value), "error", strerror(errno));
 			if (fd >= 0)

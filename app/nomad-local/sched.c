@@ -334,6 +334,25 @@ static json_object *register_response(struct nl_eval *e, uint64_t job_modify_ind
 	return o;
 }
 
+int sched_enforce_index(const struct jobspec_request *req, char *err, size_t cap)
+{
+	if (!req->enforce_index)
+		return 0;
+	/* nomad/job_endpoint.go Register, RegisterEnforceIndexErrPrefix */
+	const struct nl_job *j = state_job(req->ns, req->id);
+	unsigned long long want = req->job_modify_index;
+	if (j && want == 0)
+		snprintf(err, cap, "Enforcing job modify index 0: job already exists");
+	else if (j && want != j->job_modify_index)
+		snprintf(err, cap, "Enforcing job modify index %llu: job exists with conflicting job modify index: %llu", want,
+			 (unsigned long long)j->job_modify_index);
+	else if (!j && want != 0)
+		snprintf(err, cap, "Enforcing job modify index %llu: job does not exist", want);
+	else
+		return 0;
+	return -1;
+}
+
 json_object *sched_register(struct jobspec_request *req)
 {
 	int64_t now = now_ns();

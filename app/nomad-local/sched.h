@@ -29,6 +29,9 @@
  * as Nomad's does on an exhausted node (FailedTGAllocs) and is tried again every GC tick. */
 void sched_init(int max_allocs);
 /* Registers req->job (ownership taken). Returns the response body (caller puts). */
+/* Nomad's EnforceIndex check of a registration: 0, or -1 with its error text (the answer is a
+ * 500): the job must exist with exactly JobModifyIndex, or not exist when that is 0. */
+int sched_enforce_index(const struct jobspec_request *req, char *err, size_t cap);
 json_object *sched_register(struct jobspec_request *req);
 /* Deregisters; returns the response body (unknown job: the all-zero answer). */
 json_object *sched_deregister(const char *ns, const char *id, int purge);

@@ -101,7 +101,7 @@ static void seed_env(struct store *st, long long id, unsigned long long pool, in
 	for (int i = 0; i < ready; i++) {
 		char rid[64];
 		snprintf(rid, sizeof rid, "%lld-runner-%d", id, i);
-		assert_int_equal(store_runner_add_starting(st, id, 1, rid, &e), 0);
+		assert_int_equal(store_runner_add_starting(st, id, 1, rid, &e), 1);
 		assert_int_equal(store_runner_ready(st, rid, "alloc", "node", NULL, 0, &e), 1);
 	}
 }

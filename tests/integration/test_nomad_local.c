@@ -18,6 +18,7 @@
 
 #include "harness.h"
 #include "harness_nomad.h"
+#include "nomad.h"
 
 #define TIMEOUT_MS 10000
 
@@ -773,6 +774,92 @@ static void test_meta_change_of_config_group_restarts_nothing(void **state)
 	h_nomad_cleanup(&n);
 }
 
+/* PUT /v1/jobs with EnforceIndex registers only over the job as the writer read it, with Nomad's
+ * three refusals (500, plain text); a purged job is never created again by a stale writer. */
+static void register_enforced(struct h_nomad *n, const char *job_body, unsigned long long index, int want_status,
+			      const char *want_text)
+{
+	json_object *o = json_tokener_parse(job_body);
+	assert_non_null(o);
+	json_object_object_add(o, "EnforceIndex", json_object_new_boolean(1));
+	json_object_object_add(o, "JobModifyIndex", json_object_new_int64((int64_t)index));
+	struct h_resp r = req(n, "PUT", "/v1/jobs", json_object_to_json_string(o));
+	json_object_put(o);
+	if (r.status != want_status || (want_text && strcmp(r.body, want_text) != 0))
+		fail_msg("EnforceIndex %llu: %ld %s, expected %d %s", index, r.status, r.body, want_status,
+			 want_text ? want_text : "");
+	h_resp_free(&r);
+}
+
+static unsigned long long modify_index(struct h_nomad *n, const char *id)
+{
+	char path[128];
+	snprintf(path, sizeof path, "/v1/job/%s", id);
+	struct h_resp r = req(n, "GET", path, NULL);
+	assert_int_equal(r.status, 200);
+	json_object *o = json_tokener_parse(r.body), *v;
+	assert_true(json_object_object_get_ex(o, "JobModifyIndex", &v));
+	unsigned long long m = (unsigned long long)json_object_get_int64(v);
+	json_object_put(o);
+	h_resp_free(&r);
+	return m;
+}
+
+static void test_enforce_index_registers_only_over_the_job_as_read(void **state)
+{
+	(void)state;
+	struct h_nomad n;
+	char text[256];
+	start(&n);
+	char *body = h_nomad_job("11-cas", 64, "");
+	/* index 0: only while the job does not exist */
+	register_enforced(&n, body, 0, 200, NULL);
+	unsigned long long m = modify_index(&n, "11-cas");
+	register_enforced(&n, body, 0, 500, "Enforcing job modify index 0: job already exists");
+	snprintf(text, sizeof text, "Enforcing job modify index %llu: job exists with conflicting job modify index: %llu",
+		 m + 7, m);
+	register_enforced(&n, body, m + 7, 500, text);
+	/* over the index read: accepted, and a change moves the index on */
+	char *changed = h_nomad_job("11-cas", 96, "");
+	register_enforced(&n, changed, m, 200, NULL);
+	unsigned long long m2 = modify_index(&n, "11-cas");
+	assert_true(m2 > m);
+	snprintf(text, sizeof text, "Enforcing job modify index %llu: job exists with conflicting job modify index: %llu",
+		 m, m2);
+	register_enforced(&n, body, m, 500, text);
+	/* purged: a writer holding the last index read must not bring it back */
+	struct h_resp r = req(&n, "DELETE", "/v1/job/11-cas?purge=true", NULL);
+	assert_int_equal(r.status, 200);
+	h_resp_free(&r);
+	snprintf(text, sizeof text, "Enforcing job modify index %llu: job does not exist", m2);
+	register_enforced(&n, changed, m2, 500, text);
+	r = req(&n, "GET", "/v1/job/11-cas", NULL);
+	assert_int_equal(r.status, 404);
+	h_resp_free(&r);
+
+	/* our client: nomad_job_register_over says the same */
+	struct config cfg;
+	struct nomad_endpoint ep;
+	config_defaults(&cfg);
+	cfg.nomad.port = n.port;
+	nomad_endpoint_from_config(&ep, &cfg);
+	struct nomad *c = nomad_open(&ep);
+	assert_non_null(c);
+	json_object *job = json_tokener_parse(changed), *inner;
+	assert_true(json_object_object_get_ex(job, "Job", &inner));
+	struct perr e;
+	assert_int_equal(nomad_job_register_over(c, inner, m2, NULL, &e), -1);
+	assert_non_null(strstr(e.msg, "job does not exist"));
+	assert_int_equal(nomad_job_register_over(c, inner, 0, NULL, &e), 0);
+	assert_int_equal(modify_index(&n, "11-cas") > m2, 1);
+	json_object_put(job);
+	nomad_close(c);
+	free(body);
+	free(changed);
+	h_nomad_stop(&n);
+	h_nomad_cleanup(&n);
+}
+
 static void test_restart_finds_job_and_allocation(void **state)
 {
 	(void)state;
@@ -1178,6 +1265,7 @@ int main(void)
 		cmocka_unit_test(test_memory_hog_is_oom_killed_and_reported),
 		cmocka_unit_test(test_purge_ends_processes_and_emits_events),
 		cmocka_unit_test(test_meta_change_of_config_group_restarts_nothing),
+		cmocka_unit_test(test_enforce_index_registers_only_over_the_job_as_read),
 		cmocka_unit_test(test_restart_finds_job_and_allocation),
 		cmocka_unit_test(test_ending_a_runner_with_many_files_does_not_stall_the_agent),
 		cmocka_unit_test(test_deep_trees_go_with_their_runner),

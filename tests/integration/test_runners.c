@@ -463,7 +463,7 @@ static void seed(struct store *s, long long env, int n)
 	for (int i = 0; i < n; i++) {
 		char id[64];
 		snprintf(id, sizeof id, "%lld-synthetic-%04d", env, i);
-		assert_int_equal(store_runner_add_starting(s, env, 1, id, &e), 0);
+		assert_int_equal(store_runner_add_starting(s, env, 1, id, &e), 1);
 		assert_int_equal(store_runner_ready(s, id, "alloc", "node", NULL, 0, &e), 1);
 	}
 }

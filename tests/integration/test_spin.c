@@ -18,6 +18,7 @@
 #include <cmocka.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -74,16 +75,27 @@ static void why_add(char *why, size_t cap, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A blocking socket connected to port, or -1. The connect gives up after 2 s: a listener whose
+ * queue is full drops the SYN, and a plain connect() would retry for about two minutes. */
 static int connect_to(int port)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	struct sockaddr_in a = {.sin_family = AF_INET,
 	                        .sin_port = htons((uint16_t)port),
 	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+	if (fd < 0)
+		return -1;
+	int rc = connect(fd, (struct sockaddr *)&a, sizeof a);
+	if (rc < 0 && errno == EINPROGRESS) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		int err = 0;
+		socklen_t len = sizeof err;
+		if (poll(&p, 1, 2000) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0)
+			rc = 0;
+	}
+	if (rc == 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0)
 		return fd;
-	if (fd >= 0)
-		close(fd);
+	close(fd);
 	return -1;
 }
 

@@ -60,7 +60,7 @@ static void add_ready(long long env, const char *id)
 	struct perr e;
 	struct mapped_port mp = {.exposed_port = 8080};
 	snprintf(mp.host_address, sizeof mp.host_address, "127.0.0.1:2%04d", (int)(strlen(id) % 10000));
-	assert_int_equal(store_runner_add_starting(st, env, 1, id, &e), 0);
+	assert_int_equal(store_runner_add_starting(st, env, 1, id, &e), 1);
 	assert_int_equal(store_runner_ready(st, id, "alloc-1", "node-1", &mp, 1, &e), 1);
 }
 
@@ -124,6 +124,39 @@ static void test_environment_put_get_list_delete(void **state)
 	assert_int_equal(store_env_get(st, 42, &got, NULL, &e), 0);
 	/* the operator's view */
 	assert_string_equal(h_redis_cli(&redis, "SMEMBERS poseidon:envs"), "0");
+}
+
+/* Writers that read Nomad before acting (fetch, refill) write only over what they saw. */
+static void test_conditional_writes_leave_a_newer_generation_alone(void **state)
+{
+	(void)state;
+	struct environment env = {.id = 7, .prewarming_pool_size = 1, .cpu_limit = 20, .memory_limit = 100,
+				  .ports_null = 1};
+	snprintf(env.image, sizeof env.image, "img");
+	int created;
+	long long gen, now;
+	struct perr e;
+	/* absent expected (0): created */
+	assert_int_equal(store_env_put_if_generation(st, &env, 0, &created, &gen, &e), 0);
+	assert_int_equal(created, 1);
+	/* a PUT in between: the stale writer changes nothing */
+	env.memory_limit = 200;
+	assert_int_equal(store_env_put(st, &env, &created, &now, &e), 0);
+	env.memory_limit = 100;
+	assert_int_equal(store_env_put_if_generation(st, &env, gen, &created, NULL, &e), 0);
+	assert_int_equal(created, -1);
+	assert_string_equal(h_redis_cli(&redis, "HGET poseidon:env:7 memoryLimit"), "200");
+	assert_int_equal(store_env_delete_if_generation(st, 7, gen, &e), 0);
+	assert_string_equal(h_redis_cli(&redis, "SISMEMBER poseidon:envs 7"), "1");
+	/* a runner of the old generation is not added; of the current one it is */
+	assert_int_equal(store_runner_add_starting(st, 7, gen, "7-old", &e), 0);
+	assert_string_equal(h_redis_cli(&redis, "EXISTS poseidon:runner:7-old"), "0");
+	assert_int_equal(store_runner_add_starting(st, 7, now, "7-new", &e), 1);
+	/* the writer that saw the current generation deletes; after that no runner can be added */
+	assert_int_equal(store_env_delete_if_generation(st, 7, now, &e), 1);
+	assert_int_equal(store_runner_add_starting(st, 7, now, "7-late", &e), 0);
+	assert_string_equal(h_redis_cli(&redis, "EXISTS poseidon:runner:7-late"), "0");
+	assert_string_equal(h_redis_cli(&redis, "SISMEMBER poseidon:starting:7 7-late"), "0");
 }
 
 static void test_claim_hands_out_ready_runner_and_counts(void **state)
@@ -347,6 +380,7 @@ int main(void)
 		cmocka_unit_test_setup(test_claim_from_unknown_environment_is_not_found, flush),
 		cmocka_unit_test_setup(test_claim_from_empty_pool_is_overload, flush),
 		cmocka_unit_test_setup(test_environment_put_get_list_delete, flush),
+		cmocka_unit_test_setup(test_conditional_writes_leave_a_newer_generation_alone, flush),
 		cmocka_unit_test_setup(test_claim_hands_out_ready_runner_and_counts, flush),
 		cmocka_unit_test_setup(test_destroy_twice_is_gone_the_second_time, flush),
 		cmocka_unit_test_setup(test_api_destroy_spares_unclaimed_runners, flush),
