@@ -54,6 +54,21 @@ void nomad_base_url(const struct nomad_endpoint *ep, char *out, size_t cap)
 		 ep->port);
 }
 
+const char *nomad_ca_file(const struct nomad_endpoint *ep)
+{
+	if (ep->cafile[0])
+		return ep->cafile;
+	/* OpenSSL's own override of its default store, then the bundle libcurl was built to trust
+	 * (Debian: /etc/ssl/certs/ca-certificates.crt) */
+	const char *env = getenv("SSL_CERT_FILE");
+	if (env && *env)
+		return env;
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	if (v && v->age >= CURLVERSION_SEVENTH && v->cainfo && *v->cainfo)
+		return v->cainfo;
+	return NULL;
+}
+
 struct nomad *nomad_open(const struct nomad_endpoint *ep)
 {
 	static int curl_ready;
@@ -112,22 +127,26 @@ static void qescape(const char *s, char *out, size_t cap)
 	out[o] = '\0';
 }
 
-/* Sets the options every request shares on a fresh or reset handle. */
-static void common_options(const struct nomad *n, CURL *c, struct curl_slist **headers)
+/* Sets the options every request shares on a fresh or reset handle. A body is JSON: curl would
+ * label it application/x-www-form-urlencoded, which Nomad ignores and a proxy in front of it may
+ * not. */
+static void common_options(const struct nomad *n, CURL *c, struct curl_slist **headers, int json_body)
 {
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(n->ep.timeout_ms ? n->ep.timeout_ms : DEFAULT_TIMEOUT_MS));
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 	if (n->ep.tls) {
-		if (n->ep.cafile[0])
-			curl_easy_setopt(c, CURLOPT_CAINFO, n->ep.cafile);
+		if (nomad_ca_file(&n->ep))
+			curl_easy_setopt(c, CURLOPT_CAINFO, nomad_ca_file(&n->ep));
 		if (n->ep.certfile[0])
 			curl_easy_setopt(c, CURLOPT_SSLCERT, n->ep.certfile);
 		if (n->ep.keyfile[0])
 			curl_easy_setopt(c, CURLOPT_SSLKEY, n->ep.keyfile);
 	}
 	*headers = curl_slist_append(*headers, "Expect:");
+	if (json_body)
+		*headers = curl_slist_append(*headers, "Content-Type: application/json");
 	if (n->ep.token[0]) {
 		char h[CONFIG_STR + 32];
 		snprintf(h, sizeof h, "X-Nomad-Token: %s", n->ep.token);
@@ -205,7 +224,7 @@ static int request(struct nomad *n, const char *method, const char *path, const 
 	}
 	curl_easy_setopt(n->curl, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(n->curl, CURLOPT_WRITEDATA, &b);
-	common_options(n, n->curl, &headers);
+	common_options(n, n->curl, &headers, body != NULL);
 	CURLcode rc = curl_easy_perform(n->curl);
 	curl_easy_getinfo(n->curl, CURLINFO_RESPONSE_CODE, status);
 	curl_slist_free_all(headers);
@@ -425,7 +444,7 @@ static int run_batch(struct nomad *n, struct batch_req *reqs, size_t count, int 
 			curl_easy_setopt(slots[i].c, CURLOPT_WRITEFUNCTION, collect);
 			curl_easy_setopt(slots[i].c, CURLOPT_WRITEDATA, &slots[i].b);
 			curl_easy_setopt(slots[i].c, CURLOPT_PRIVATE, &slots[i]);
-			common_options(n, slots[i].c, &slots[i].headers);
+			common_options(n, slots[i].c, &slots[i].headers, rq->body != NULL);
 			curl_multi_add_handle(multi, slots[i].c);
 		}
 		curl_multi_perform(multi, &running);
@@ -613,9 +632,13 @@ int nomad_job_allocations(struct nomad *n, const char *job_id, struct nomad_allo
 	return alloc_list(n, path, out, count, e);
 }
 
+/* Nomad's allocation list holds stubs: AllocatedResources (the port mappings) is set only when
+ * resources=true is asked for (command/agent/alloc_endpoint.go AllocsRequest; structs.go
+ * Allocation.Stub fills it only when fields.Resources). The job's allocation list never has it
+ * (nomad/job_endpoint.go Allocations calls Stub(nil)): take ports from here or from an event. */
 int nomad_allocations(struct nomad *n, struct nomad_alloc **out, size_t *count, struct perr *e)
 {
-	return alloc_list(n, "allocations", out, count, e);
+	return alloc_list(n, "allocations?resources=true", out, count, e);
 }
 
 static int valid_uuidish(const char *s)

@@ -39,6 +39,10 @@ struct nomad_endpoint {
 void nomad_endpoint_from_config(struct nomad_endpoint *ep, const struct config *c);
 /* "http://host:port" or "https://host:port" into out. */
 void nomad_base_url(const struct nomad_endpoint *ep, char *out, size_t cap);
+/* The CA file that checks Nomad's certificate: nomad.tls.cafile; without one the system's trust
+ * store, for the REST calls, the event stream and exec alike: $SSL_CERT_FILE when set (OpenSSL's
+ * override), else the bundle libcurl trusts by default. NULL: the TLS library's own default. */
+const char *nomad_ca_file(const struct nomad_endpoint *ep);
 
 struct nomad;
 /* Never fails but for memory; connects lazily. Free with nomad_close. */
@@ -107,10 +111,11 @@ int nomad_alloc_oom_killed(const struct nomad_alloc *a);
 /* ClientStatus complete/failed/lost or DesiredStatus stop/evict. */
 int nomad_alloc_terminal(const struct nomad_alloc *a);
 
-/* GET /v1/job/<id>/allocations: newest first; *out malloc'd. */
+/* GET /v1/job/<id>/allocations: newest first; *out malloc'd. Never with ports (Nomad sends no
+ * AllocatedResources in this list). */
 int nomad_job_allocations(struct nomad *n, const char *job_id, struct nomad_alloc **out, size_t *count,
 			  struct perr *e);
-/* GET /v1/allocations: newest first; *out malloc'd. */
+/* GET /v1/allocations?resources=true: newest first, with ports; *out malloc'd. */
 int nomad_allocations(struct nomad *n, struct nomad_alloc **out, size_t *count, struct perr *e);
 /* GET /v1/allocation/<id>: 1 found, 0 on 404, -1 error. */
 int nomad_allocation(struct nomad *n, const char *alloc_id, struct nomad_alloc *out, struct perr *e);

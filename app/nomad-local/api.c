@@ -383,10 +383,9 @@ static void job_allocations(struct http_conn *c, struct http_req *r, const char 
 			continue;
 		list[n++] = a;
 	}
-	int resources = 0;
-	if (http_query(r, "resources", v, sizeof v))
-		parse_go_bool(v, &resources);
-	allocs_reply(c, r, list, n, resources);
+	/* Stub(nil): a job's allocation list never carries AllocatedResources, whatever is asked
+	 * (nomad/job_endpoint.go Allocations) */
+	allocs_reply(c, r, list, n, 0);
 	free(list);
 }
 

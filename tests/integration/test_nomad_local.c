@@ -19,6 +19,7 @@
 #include "harness.h"
 #include "harness_nomad.h"
 #include "nomad.h"
+#include "nomad_events.h"
 
 #define TIMEOUT_MS 10000
 
@@ -259,6 +260,22 @@ static void check_events_against_sample(struct h_stream *s, int nlines)
 	assert_true(checked >= 8);
 }
 
+/* The number of port mappings in the first stub of an allocation list (0 when it has no
+ * AllocatedResources, as Nomad's stubs without resources=true). */
+static int listed_ports(const char *body)
+{
+	json_object *arr = json_tokener_parse(body), *ar = NULL, *sh = NULL, *ports = NULL;
+	assert_non_null(arr);
+	assert_true(json_object_array_length(arr) > 0);
+	json_object *a = json_object_array_get_idx(arr, 0);
+	int n = 0;
+	if (json_object_object_get_ex(a, "AllocatedResources", &ar) && ar &&
+	    json_object_object_get_ex(ar, "Shared", &sh) && json_object_object_get_ex(sh, "Ports", &ports) && ports)
+		n = (int)json_object_array_length(ports);
+	json_object_put(arr);
+	return n;
+}
+
 static void test_responses_have_the_samples_shapes(void **state)
 {
 	(void)state;
@@ -289,6 +306,14 @@ static void test_responses_have_the_samples_shapes(void **state)
 	h_resp_free(&r);
 	r = req(&n, "GET", "/v1/allocations", NULL);
 	assert_shape("allocations-list-response.json", r.body);
+	assert_int_equal(listed_ports(r.body), 0);
+	h_resp_free(&r);
+	/* stubs carry the port mappings only when asked, and a job's list never (Stub(nil)) */
+	r = req(&n, "GET", "/v1/allocations?resources=true", NULL);
+	assert_int_equal(listed_ports(r.body), 1);
+	h_resp_free(&r);
+	r = req(&n, "GET", "/v1/job/template-10/allocations?resources=true", NULL);
+	assert_int_equal(listed_ports(r.body), 0);
 	h_resp_free(&r);
 	char path[256];
 	snprintf(path, sizeof path, "/v1/allocation/%s", alloc);
@@ -354,6 +379,88 @@ static void test_responses_have_the_samples_shapes(void **state)
 	check_events_against_sample(&s, 40);
 	(void)why;
 	h_stream_close(&s);
+	h_nomad_stop(&n);
+	h_nomad_cleanup(&n);
+}
+
+/* ---- resuming the event stream ---- */
+
+struct followed {
+	int events, registered_b;
+	long long lowest, quiet_from;
+};
+
+static int on_followed(void *ud, const struct nomad_event *ev)
+{
+	struct followed *f = ud;
+	f->events++;
+	if (!f->lowest || ev->index < f->lowest)
+		f->lowest = ev->index;
+	if (strcmp(ev->topic, "Job") == 0 && strcmp(ev->key, "10-resume-b") == 0)
+		f->registered_b = 1;
+	f->quiet_from = h_now_ms();
+	return 0;
+}
+
+static int quiet_for_a_second(void *ud)
+{
+	struct followed *f = ud;
+	return h_now_ms() - f->quiet_from > 1000;
+}
+
+/* Nomad starts a stream at the batch whose index was asked for (StartAtClosest), so a client
+ * that resumes after batch L asks for L+1 and skips what it already handled: nothing twice. */
+static void test_a_resumed_event_stream_delivers_nothing_twice(void **state)
+{
+	(void)state;
+	struct h_nomad n;
+	char alloc[64];
+	start(&n);
+	run_job(&n, "10-resume-a", 40, "", alloc);
+	struct nomad_endpoint ep = {.port = n.port};
+	snprintf(ep.host, sizeof ep.host, "127.0.0.1");
+	snprintf(ep.namespace, sizeof ep.namespace, "default");
+	snprintf(ep.token, sizeof ep.token, "%s", n.token);
+	static const char *const topics[] = {"Job:*", "Allocation:*", "Evaluation:*", NULL};
+	struct perr e;
+	long long last = 0;
+	struct followed f = {.quiet_from = h_now_ms()};
+	struct nomad_stream_opts o = {.topics = topics, .should_stop = quiet_for_a_second};
+	assert_int_equal(nomad_events_follow(&ep, &o, on_followed, &f, &last, &e), 0);
+	assert_true(f.events > 0);
+	assert_true(last > 0);
+	/* the wire: asked for index L, the stream starts with batch L itself */
+	struct h_stream s;
+	char q[128];
+	snprintf(q, sizeof q, "/v1/event/stream?index=%lld", last);
+	assert_int_equal(h_stream_open(&s, n.port, q, n.token[0] ? n.token : NULL), 200);
+	long long first = 0;
+	for (long long end = h_now_ms() + 3000; !first && h_now_ms() < end;) {
+		char *line = h_stream_line(&s, 1000);
+		json_object *lo = line ? json_tokener_parse(line) : NULL, *ix;
+		if (lo && json_object_object_get_ex(lo, "Index", &ix))
+			first = json_object_get_int64(ix);
+		json_object_put(lo);
+		free(line);
+	}
+	h_stream_close(&s);
+	assert_int_equal(first, last);
+	/* resumed with nothing new: nothing */
+	long long before = last;
+	struct followed g = {.quiet_from = h_now_ms()};
+	o.index = last;
+	assert_int_equal(nomad_events_follow(&ep, &o, on_followed, &g, &last, &e), 0);
+	if (g.events)
+		fail_msg("resumed after index %lld, %d events came again (lowest index %lld)", before, g.events, g.lowest);
+	/* resumed after something new: only the new */
+	char *body = h_nomad_job("10-resume-b", 40, "");
+	assert_int_equal(h_nomad_register(&n, body, NULL), 200);
+	free(body);
+	struct followed k = {.quiet_from = h_now_ms()};
+	o.index = last;
+	assert_int_equal(nomad_events_follow(&ep, &o, on_followed, &k, &last, &e), 0);
+	assert_true(k.registered_b);
+	assert_true(k.lowest > before);
 	h_nomad_stop(&n);
 	h_nomad_cleanup(&n);
 }
@@ -1263,6 +1370,7 @@ int main(void)
 		cmocka_unit_test(test_tty_program_that_closes_its_terminal_exits_normally),
 		cmocka_unit_test(test_exec_memory_hog_is_killed_and_the_task_goes_on),
 		cmocka_unit_test(test_memory_hog_is_oom_killed_and_reported),
+		cmocka_unit_test(test_a_resumed_event_stream_delivers_nothing_twice),
 		cmocka_unit_test(test_purge_ends_processes_and_emits_events),
 		cmocka_unit_test(test_meta_change_of_config_group_restarts_nothing),
 		cmocka_unit_test(test_enforce_index_registers_only_over_the_job_as_read),

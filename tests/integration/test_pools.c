@@ -374,8 +374,13 @@ static void test_two_refill_daemons_never_overfill_and_take_over(void **state)
 static void test_flushall_rebuilds_from_nomad(void **state)
 {
 	(void)state;
-	char body[256];
-	put_env(11, 3, NULL, 201);
+	char body[1024];
+	/* with a network and an exposed port: adopted runners keep their port mappings */
+	assert_int_equal(api("PUT", "/execution-environments/11",
+			     "{\"prewarmingPoolSize\":3,\"cpuLimit\":20,\"memoryLimit\":100,\"image\":\"img\","
+			     "\"networkAccess\":true,\"exposedPorts\":[42]}",
+			     NULL, 0),
+			 201);
 	assert_true(wait_pool(11, 3, 20000) >= 0);
 	assert_int_equal(api("POST", "/runners", "{\"executionEnvironmentId\":11,\"inactivityTimeout\":300}", body, sizeof body), 200);
 	char used[MODEL_RUNNER_ID_MAX];
@@ -391,6 +396,9 @@ static void test_flushall_rebuilds_from_nomad(void **state)
 	assert_int_equal(api("GET", "/execution-environments/11", NULL, NULL, 0), 200);
 	assert_true(h_redis_int(&st.redis, "ZSCORE poseidon:deadlines %s", used) > 0);
 	assert_consistent(11);
+	assert_int_equal(api("POST", "/runners", "{\"executionEnvironmentId\":11}", body, sizeof body), 200);
+	if (!strstr(body, "{\"exposedPort\":42,\"hostAddress\":\"127.0.0.1:"))
+		fail_msg("an adopted runner lost its port mapping: %s", body);
 }
 
 static void test_nomad_down_is_reported_and_recovered(void **state)
