@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <uuid/uuid.h>
 
 #include "log.h"
@@ -334,6 +335,106 @@ int nomad_job_register_over(struct nomad *n, json_object *job, unsigned long lon
 			    struct perr *e)
 {
 	return job_register(n, job, &modify_index, eval_id, e);
+}
+
+/* ---- evaluations ---------------------------------------------------------------------- */
+
+/* One group's AllocMetric on a line: the counts that are not zero and the maps that are not
+ * empty, in the order Nomad declares them (the reference prints the whole Go struct). */
+static void metric_line(const char *group, json_object *m, char *out, size_t cap)
+{
+	static const char *const keys[] = {"NodesEvaluated",     "NodesFiltered",      "NodesInPool",
+					   "NodesAvailable",     "ClassFiltered",      "ConstraintFiltered",
+					   "NodesExhausted",     "ClassExhausted",     "DimensionExhausted",
+					   "QuotaExhausted",     "ResourcesExhausted", "CoalescedFailures"};
+	size_t o = (size_t)snprintf(out, cap, "%s:", group);
+	int any = 0;
+	for (size_t i = 0; i < sizeof keys / sizeof *keys && o < cap; i++) {
+		json_object *v = get(m, keys[i]);
+		if (!v)
+			continue;
+		if (json_object_is_type(v, json_type_int)) {
+			if (json_object_get_int64(v) == 0)
+				continue;
+			o += (size_t)snprintf(out + o, cap - o, "%s %s %lld", any ? "," : "", keys[i],
+					      (long long)json_object_get_int64(v));
+		} else if ((json_object_is_type(v, json_type_object) && json_object_object_length(v) > 0) ||
+			   (json_object_is_type(v, json_type_array) && json_object_array_length(v) > 0)) {
+			o += (size_t)snprintf(out + o, cap - o, "%s %s %s", any ? "," : "", keys[i],
+					      json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+		} else {
+			continue;
+		}
+		any = 1;
+	}
+	if (!any && o < cap)
+		snprintf(out + o, cap - o, " no node evaluated (none in the job's datacenters and node pool)");
+}
+
+int nomad_eval_outcome(json_object *eval, char *why, size_t cap)
+{
+	char status[32], id[64], blocked[64];
+	get_str(eval, "Status", status, sizeof status);
+	get_str(eval, "ID", id, sizeof id);
+	get_str(eval, "BlockedEval", blocked, sizeof blocked);
+	/* the outcomes MonitorEvaluation waits for; pending and blocked are not one */
+	if (strcmp(status, "complete") != 0 && strcmp(status, "canceled") != 0 && strcmp(status, "failed") != 0)
+		return -1;
+	json_object *failed = get(eval, "FailedTGAllocs");
+	if (!failed || !json_object_is_type(failed, json_type_object) || json_object_object_length(failed) == 0) {
+		if (strcmp(status, "complete") == 0)
+			return 0;
+		snprintf(why, cap, "evaluation could not complete: \"%s\"", status);
+		return 1;
+	}
+	size_t o = (size_t)snprintf(why, cap,
+				    "evaluation \"%s\" finished with status \"%s\" but failed to place all allocations",
+				    id, status);
+	json_object_object_foreach(failed, group, metric)
+	{
+		char line[1024];
+		metric_line(group, metric, line, sizeof line);
+		if (o < cap)
+			o += (size_t)snprintf(why + o, cap - o, "\n%s", line);
+	}
+	if (blocked[0] && o < cap)
+		snprintf(why + o, cap - o, "\nEvaluation \"%s\" waiting for additional capacity to place remainder", blocked);
+	return 1;
+}
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int nomad_eval_wait(struct nomad *n, const char *eval_id, int timeout_ms, char *why, size_t cap, struct perr *e)
+{
+	char path[128];
+	long long start = mono_ms();
+	int pause = 20;
+	if (!eval_id || !eval_id[0] || strlen(eval_id) > 64 || strchr(eval_id, '/') || strchr(eval_id, '?'))
+		return 0; /* nothing to wait for (a periodic job gets no evaluation) */
+	snprintf(path, sizeof path, "evaluation/%s", eval_id);
+	for (;;) {
+		json_object *o = NULL;
+		int r = get_json(n, path, &o, e);
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			int out = nomad_eval_outcome(o, why, cap);
+			json_object_put(o);
+			if (out >= 0)
+				return out;
+		}
+		long long left = timeout_ms - (mono_ms() - start);
+		if (left <= 0)
+			return 2;
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(left < pause ? left : pause) * 1000000L};
+		nanosleep(&ts, NULL);
+		pause = pause * 2 > 250 ? 250 : pause * 2;
+	}
 }
 
 int nomad_job_read(struct nomad *n, const char *id, json_object **job, struct perr *e)

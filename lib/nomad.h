@@ -66,6 +66,16 @@ int nomad_job_register(struct nomad *n, json_object *job, char *eval_id, struct 
  * again; Nomad answers 500 "Enforcing job modify index ..." otherwise. */
 int nomad_job_register_over(struct nomad *n, json_object *job, unsigned long long modify_index, char *eval_id,
 			    struct perr *e);
+
+/* An evaluation's outcome, as the reference's MonitorEvaluation judges it: 0 complete with
+ * everything placed; 1 with why set to the reference's error (canceled or failed; or
+ * FailedTGAllocs: one line per group with its AllocMetric, and the blocked evaluation that
+ * waits for capacity); -1 not finished yet (pending, blocked). */
+int nomad_eval_outcome(json_object *eval, char *why, size_t cap);
+/* Polls GET /v1/evaluation/<id> until it has an outcome or timeout_ms passed: 0 placed, 1 not
+ * (why set), 2 no outcome in time, -1 Nomad could not be asked (e set). */
+#define NOMAD_EVAL_WAIT_MS 10000 /* the reference's RegisterTimeout */
+int nomad_eval_wait(struct nomad *n, const char *eval_id, int timeout_ms, char *why, size_t cap, struct perr *e);
 /* GET /v1/job/<id>: 1 and *job (caller puts) when found, 0 when Nomad says 404, -1 on error. */
 int nomad_job_read(struct nomad *n, const char *id, json_object **job, struct perr *e);
 /* GET /v1/jobs?prefix=: stubs sorted by id, *out malloc'd (caller frees). */

@@ -29,7 +29,7 @@ void api_init(const struct api_config *c)
 	node.http_addr = c->http_addr;
 	node.hostname = c->hostname;
 	node.cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	node.memory_mb = (long long)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) / (1024 * 1024);
+	node.memory_mb = node_memory_mb();
 	long long mhz = 0;
 	FILE *f = fopen("/proc/cpuinfo", "re");
 	char line[256];
