@@ -25,6 +25,9 @@ char *cmd_download(const char *path, int privileged);
 char *cmd_copy_files(char *const *deletes, size_t ndeletes);
 /* rm -rf of NUL-separated paths read from stdin (for delete lists too long for a command line). */
 char *cmd_delete_stdin(void);
+/* Runs the command line that arrives on stdin: for a line too long for Nomad's exec request
+ * (lib/nomad_exec NOMAD_EXEC_PATH_MAX) whose command reads no stdin of its own. */
+#define CMD_LINE_FROM_STDIN "exec /bin/bash -c \"$(cat)\""
 
 /* ---- interactive executions (poseidon-wsgate, docs/wsgate.md) ------------------------------
  * The user's command runs as `/bin/bash -c <command>` under `/sbin/setuser user` unless

@@ -160,7 +160,7 @@ int http_query(const char *query, const char *name, char *out, size_t cap)
 				return 1;
 			}
 			/* '+' means space in query strings */
-			char tmp[HTTP_PATH_MAX];
+			char tmp[HTTP_QUERY_VALUE_MAX];
 			size_t vl = len - kl - 1;
 			if (vl >= sizeof tmp)
 				return -1;

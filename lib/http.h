@@ -17,6 +17,7 @@
 #include "err.h"
 
 #define HTTP_PATH_MAX 2048
+#define HTTP_QUERY_VALUE_MAX 12288 /* one escaped query value: a 4096-byte file path, every byte %XX */
 #define HTTP_MAX_PARAMS 4
 #define HTTP_PARAM_MAX 256
 

@@ -61,6 +61,7 @@ enum {
 	F_EXECUTIONS,
 	F_NOMAD_ERRORS,
 	F_RECONNECTS,
+	F_PLACEMENT,
 	F_COUNT
 };
 
@@ -96,6 +97,9 @@ static const struct family families[F_COUNT] = {
                         NULL, 0, kinds},
     [F_RECONNECTS] = {"poseidon_nomad_event_stream_reconnects_total", T_COUNTER,
                       "Times poseidon-refill reconnected to Nomad's event stream.", NULL, 0, nolabels},
+    [F_PLACEMENT] = {"poseidon_nomad_placement_failures_total", T_COUNTER,
+                     "Evaluations of an environment's jobs that Nomad could not place (FailedTGAllocs).", NULL,
+                     0, NULL},
 };
 
 /* ---- a growing string ---------------------------------------------------------------------- */
@@ -362,6 +366,15 @@ void metrics_nomad_error(enum perr_kind kind)
 	                                               : "kind=\"other\"";
 	pthread_mutex_lock(&batch_mu);
 	count_locked(F_NOMAD_ERRORS, k, 1);
+	pthread_mutex_unlock(&batch_mu);
+}
+
+void metrics_placement_failure(long long env)
+{
+	char labels[64];
+	env_label(labels, sizeof labels, env);
+	pthread_mutex_lock(&batch_mu);
+	count_locked(F_PLACEMENT, labels, 1);
 	pthread_mutex_unlock(&batch_mu);
 }
 

@@ -51,6 +51,8 @@ void metrics_file_bytes(int upload, unsigned long long bytes);
 void metrics_nomad_error(enum perr_kind kind);
 /* Nomad's event stream ended and is being reconnected. */
 void metrics_event_stream_reconnect(void);
+/* Nomad could not place a job of environment env (an evaluation with FailedTGAllocs). */
+void metrics_placement_failure(long long env);
 
 /* For poseidon-wsgate: one execution ended. outcome is "exit" (the program exited, whatever its
  * code), "timeout" (timeLimit hit), "error" (the terminal error message), or "client_close" (the

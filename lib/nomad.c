@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <uuid/uuid.h>
 
 #include "log.h"
@@ -52,6 +53,21 @@ void nomad_base_url(const struct nomad_endpoint *ep, char *out, size_t cap)
 	int v6 = strchr(ep->host, ':') != NULL;
 	snprintf(out, cap, "%s://%s%s%s:%d", ep->tls ? "https" : "http", v6 ? "[" : "", ep->host, v6 ? "]" : "",
 		 ep->port);
+}
+
+const char *nomad_ca_file(const struct nomad_endpoint *ep)
+{
+	if (ep->cafile[0])
+		return ep->cafile;
+	/* OpenSSL's own override of its default store, then the bundle libcurl was built to trust
+	 * (Debian: /etc/ssl/certs/ca-certificates.crt) */
+	const char *env = getenv("SSL_CERT_FILE");
+	if (env && *env)
+		return env;
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	if (v && v->age >= CURLVERSION_SEVENTH && v->cainfo && *v->cainfo)
+		return v->cainfo;
+	return NULL;
 }
 
 struct nomad *nomad_open(const struct nomad_endpoint *ep)
@@ -112,22 +128,26 @@ static void qescape(const char *s, char *out, size_t cap)
 	out[o] = '\0';
 }
 
-/* Sets the options every request shares on a fresh or reset handle. */
-static void common_options(const struct nomad *n, CURL *c, struct curl_slist **headers)
+/* Sets the options every request shares on a fresh or reset handle. A body is JSON: curl would
+ * label it application/x-www-form-urlencoded, which Nomad ignores and a proxy in front of it may
+ * not. */
+static void common_options(const struct nomad *n, CURL *c, struct curl_slist **headers, int json_body)
 {
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(n->ep.timeout_ms ? n->ep.timeout_ms : DEFAULT_TIMEOUT_MS));
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 	if (n->ep.tls) {
-		if (n->ep.cafile[0])
-			curl_easy_setopt(c, CURLOPT_CAINFO, n->ep.cafile);
+		if (nomad_ca_file(&n->ep))
+			curl_easy_setopt(c, CURLOPT_CAINFO, nomad_ca_file(&n->ep));
 		if (n->ep.certfile[0])
 			curl_easy_setopt(c, CURLOPT_SSLCERT, n->ep.certfile);
 		if (n->ep.keyfile[0])
 			curl_easy_setopt(c, CURLOPT_SSLKEY, n->ep.keyfile);
 	}
 	*headers = curl_slist_append(*headers, "Expect:");
+	if (json_body)
+		*headers = curl_slist_append(*headers, "Content-Type: application/json");
 	if (n->ep.token[0]) {
 		char h[CONFIG_STR + 32];
 		snprintf(h, sizeof h, "X-Nomad-Token: %s", n->ep.token);
@@ -205,7 +225,7 @@ static int request(struct nomad *n, const char *method, const char *path, const 
 	}
 	curl_easy_setopt(n->curl, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(n->curl, CURLOPT_WRITEDATA, &b);
-	common_options(n, n->curl, &headers);
+	common_options(n, n->curl, &headers, body != NULL);
 	CURLcode rc = curl_easy_perform(n->curl);
 	curl_easy_getinfo(n->curl, CURLINFO_RESPONSE_CODE, status);
 	curl_slist_free_all(headers);
@@ -317,6 +337,106 @@ int nomad_job_register_over(struct nomad *n, json_object *job, unsigned long lon
 	return job_register(n, job, &modify_index, eval_id, e);
 }
 
+/* ---- evaluations ---------------------------------------------------------------------- */
+
+/* One group's AllocMetric on a line: the counts that are not zero and the maps that are not
+ * empty, in the order Nomad declares them (the reference prints the whole Go struct). */
+static void metric_line(const char *group, json_object *m, char *out, size_t cap)
+{
+	static const char *const keys[] = {"NodesEvaluated",     "NodesFiltered",      "NodesInPool",
+					   "NodesAvailable",     "ClassFiltered",      "ConstraintFiltered",
+					   "NodesExhausted",     "ClassExhausted",     "DimensionExhausted",
+					   "QuotaExhausted",     "ResourcesExhausted", "CoalescedFailures"};
+	size_t o = (size_t)snprintf(out, cap, "%s:", group);
+	int any = 0;
+	for (size_t i = 0; i < sizeof keys / sizeof *keys && o < cap; i++) {
+		json_object *v = get(m, keys[i]);
+		if (!v)
+			continue;
+		if (json_object_is_type(v, json_type_int)) {
+			if (json_object_get_int64(v) == 0)
+				continue;
+			o += (size_t)snprintf(out + o, cap - o, "%s %s %lld", any ? "," : "", keys[i],
+					      (long long)json_object_get_int64(v));
+		} else if ((json_object_is_type(v, json_type_object) && json_object_object_length(v) > 0) ||
+			   (json_object_is_type(v, json_type_array) && json_object_array_length(v) > 0)) {
+			o += (size_t)snprintf(out + o, cap - o, "%s %s %s", any ? "," : "", keys[i],
+					      json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+		} else {
+			continue;
+		}
+		any = 1;
+	}
+	if (!any && o < cap)
+		snprintf(out + o, cap - o, " no node evaluated (none in the job's datacenters and node pool)");
+}
+
+int nomad_eval_outcome(json_object *eval, char *why, size_t cap)
+{
+	char status[32], id[64], blocked[64];
+	get_str(eval, "Status", status, sizeof status);
+	get_str(eval, "ID", id, sizeof id);
+	get_str(eval, "BlockedEval", blocked, sizeof blocked);
+	/* the outcomes MonitorEvaluation waits for; pending and blocked are not one */
+	if (strcmp(status, "complete") != 0 && strcmp(status, "canceled") != 0 && strcmp(status, "failed") != 0)
+		return -1;
+	json_object *failed = get(eval, "FailedTGAllocs");
+	if (!failed || !json_object_is_type(failed, json_type_object) || json_object_object_length(failed) == 0) {
+		if (strcmp(status, "complete") == 0)
+			return 0;
+		snprintf(why, cap, "evaluation could not complete: \"%s\"", status);
+		return 1;
+	}
+	size_t o = (size_t)snprintf(why, cap,
+				    "evaluation \"%s\" finished with status \"%s\" but failed to place all allocations",
+				    id, status);
+	json_object_object_foreach(failed, group, metric)
+	{
+		char line[1024];
+		metric_line(group, metric, line, sizeof line);
+		if (o < cap)
+			o += (size_t)snprintf(why + o, cap - o, "\n%s", line);
+	}
+	if (blocked[0] && o < cap)
+		snprintf(why + o, cap - o, "\nEvaluation \"%s\" waiting for additional capacity to place remainder", blocked);
+	return 1;
+}
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int nomad_eval_wait(struct nomad *n, const char *eval_id, int timeout_ms, char *why, size_t cap, struct perr *e)
+{
+	char path[128];
+	long long start = mono_ms();
+	int pause = 20;
+	if (!eval_id || !eval_id[0] || strlen(eval_id) > 64 || strchr(eval_id, '/') || strchr(eval_id, '?'))
+		return 0; /* nothing to wait for (a periodic job gets no evaluation) */
+	snprintf(path, sizeof path, "evaluation/%s", eval_id);
+	for (;;) {
+		json_object *o = NULL;
+		int r = get_json(n, path, &o, e);
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			int out = nomad_eval_outcome(o, why, cap);
+			json_object_put(o);
+			if (out >= 0)
+				return out;
+		}
+		long long left = timeout_ms - (mono_ms() - start);
+		if (left <= 0)
+			return 2;
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(left < pause ? left : pause) * 1000000L};
+		nanosleep(&ts, NULL);
+		pause = pause * 2 > 250 ? 250 : pause * 2;
+	}
+}
+
 int nomad_job_read(struct nomad *n, const char *id, json_object **job, struct perr *e)
 {
 	char path[512], esc[MODEL_RUNNER_ID_MAX * 3];
@@ -425,7 +545,7 @@ static int run_batch(struct nomad *n, struct batch_req *reqs, size_t count, int 
 			curl_easy_setopt(slots[i].c, CURLOPT_WRITEFUNCTION, collect);
 			curl_easy_setopt(slots[i].c, CURLOPT_WRITEDATA, &slots[i].b);
 			curl_easy_setopt(slots[i].c, CURLOPT_PRIVATE, &slots[i]);
-			common_options(n, slots[i].c, &slots[i].headers);
+			common_options(n, slots[i].c, &slots[i].headers, rq->body != NULL);
 			curl_multi_add_handle(multi, slots[i].c);
 		}
 		curl_multi_perform(multi, &running);
@@ -613,9 +733,13 @@ int nomad_job_allocations(struct nomad *n, const char *job_id, struct nomad_allo
 	return alloc_list(n, path, out, count, e);
 }
 
+/* Nomad's allocation list holds stubs: AllocatedResources (the port mappings) is set only when
+ * resources=true is asked for (command/agent/alloc_endpoint.go AllocsRequest; structs.go
+ * Allocation.Stub fills it only when fields.Resources). The job's allocation list never has it
+ * (nomad/job_endpoint.go Allocations calls Stub(nil)): take ports from here or from an event. */
 int nomad_allocations(struct nomad *n, struct nomad_alloc **out, size_t *count, struct perr *e)
 {
-	return alloc_list(n, "allocations", out, count, e);
+	return alloc_list(n, "allocations?resources=true", out, count, e);
 }
 
 static int valid_uuidish(const char *s)

@@ -39,6 +39,10 @@ struct nomad_endpoint {
 void nomad_endpoint_from_config(struct nomad_endpoint *ep, const struct config *c);
 /* "http://host:port" or "https://host:port" into out. */
 void nomad_base_url(const struct nomad_endpoint *ep, char *out, size_t cap);
+/* The CA file that checks Nomad's certificate: nomad.tls.cafile; without one the system's trust
+ * store, for the REST calls, the event stream and exec alike: $SSL_CERT_FILE when set (OpenSSL's
+ * override), else the bundle libcurl trusts by default. NULL: the TLS library's own default. */
+const char *nomad_ca_file(const struct nomad_endpoint *ep);
 
 struct nomad;
 /* Never fails but for memory; connects lazily. Free with nomad_close. */
@@ -62,6 +66,16 @@ int nomad_job_register(struct nomad *n, json_object *job, char *eval_id, struct 
  * again; Nomad answers 500 "Enforcing job modify index ..." otherwise. */
 int nomad_job_register_over(struct nomad *n, json_object *job, unsigned long long modify_index, char *eval_id,
 			    struct perr *e);
+
+/* An evaluation's outcome, as the reference's MonitorEvaluation judges it: 0 complete with
+ * everything placed; 1 with why set to the reference's error (canceled or failed; or
+ * FailedTGAllocs: one line per group with its AllocMetric, and the blocked evaluation that
+ * waits for capacity); -1 not finished yet (pending, blocked). */
+int nomad_eval_outcome(json_object *eval, char *why, size_t cap);
+/* Polls GET /v1/evaluation/<id> until it has an outcome or timeout_ms passed: 0 placed, 1 not
+ * (why set), 2 no outcome in time, -1 Nomad could not be asked (e set). */
+#define NOMAD_EVAL_WAIT_MS 10000 /* the reference's RegisterTimeout */
+int nomad_eval_wait(struct nomad *n, const char *eval_id, int timeout_ms, char *why, size_t cap, struct perr *e);
 /* GET /v1/job/<id>: 1 and *job (caller puts) when found, 0 when Nomad says 404, -1 on error. */
 int nomad_job_read(struct nomad *n, const char *id, json_object **job, struct perr *e);
 /* GET /v1/jobs?prefix=: stubs sorted by id, *out malloc'd (caller frees). */
@@ -107,10 +121,11 @@ int nomad_alloc_oom_killed(const struct nomad_alloc *a);
 /* ClientStatus complete/failed/lost or DesiredStatus stop/evict. */
 int nomad_alloc_terminal(const struct nomad_alloc *a);
 
-/* GET /v1/job/<id>/allocations: newest first; *out malloc'd. */
+/* GET /v1/job/<id>/allocations: newest first; *out malloc'd. Never with ports (Nomad sends no
+ * AllocatedResources in this list). */
 int nomad_job_allocations(struct nomad *n, const char *job_id, struct nomad_alloc **out, size_t *count,
 			  struct perr *e);
-/* GET /v1/allocations: newest first; *out malloc'd. */
+/* GET /v1/allocations?resources=true: newest first, with ports; *out malloc'd. */
 int nomad_allocations(struct nomad *n, struct nomad_alloc **out, size_t *count, struct perr *e);
 /* GET /v1/allocation/<id>: 1 found, 0 on 404, -1 error. */
 int nomad_allocation(struct nomad *n, const char *alloc_id, struct nomad_alloc *out, struct perr *e);

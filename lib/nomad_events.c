@@ -19,6 +19,7 @@ struct nomad_event_parser {
 	void *ud;
 	int heartbeats;
 	int connected;
+	long long seen_before; /* batches up to this index were handled before */
 };
 
 struct nomad_event_parser *nomad_event_parser_new(nomad_event_fn fn, void *ud)
@@ -46,6 +47,8 @@ void nomad_event_parser_free(struct nomad_event_parser *p)
 
 int nomad_event_parser_heartbeats(const struct nomad_event_parser *p) { return p->heartbeats; }
 
+void nomad_event_parser_seen_before(struct nomad_event_parser *p, long long index) { p->seen_before = index; }
+
 static const char *str_field(json_object *o, const char *k)
 {
 	json_object *v;
@@ -65,6 +68,11 @@ static int dispatch(struct nomad_event_parser *p, json_object *line, long long *
 		return 0;
 	}
 	long long index = json_object_object_get_ex(line, "Index", &idx) ? json_object_get_int64(idx) : 0;
+	/* a batch handled before this stream began: Nomad starts a stream asked for an index beyond
+	 * its newest batch at that newest one (nomad/stream/event_buffer.go StartAtClosest). Within
+	 * one stream two batches may share an index (a job and its evaluation): both count. */
+	if (index <= p->seen_before)
+		return 0;
 	int n = 0;
 	for (size_t i = 0; i < json_object_array_length(events) && !*stop; i++) {
 		json_object *ev = json_object_array_get_idx(events, i), *payload = NULL, *inner = NULL;
@@ -202,8 +210,10 @@ int nomad_events_follow(const struct nomad_endpoint *ep, const struct nomad_stre
 	struct follow f = {.o = o, .ud = ud, .last_index = last_index};
 	size_t off;
 	nomad_base_url(ep, base, sizeof base);
+	/* Nomad starts at the batch with the index asked for (or the next one after it), so the
+	 * batch of index last was seen: ask for last+1 (nomad/stream/event_buffer.go StartAtClosest) */
 	off = (size_t)snprintf(url, sizeof url, "%s/v1/event/stream?index=%lld&namespace=", base,
-			       o->index > 0 ? o->index : 0);
+			       o->index > 0 ? o->index + 1 : 0);
 	for (const char *p = ep->namespace; *p && off + 4 < sizeof url; p++)
 		off += (size_t)snprintf(url + off, sizeof url - off, (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
 								      (*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_'
@@ -217,6 +227,8 @@ int nomad_events_follow(const struct nomad_endpoint *ep, const struct nomad_stre
 						*p);
 	}
 	f.parser = nomad_event_parser_new(fn, ud);
+	if (f.parser)
+		nomad_event_parser_seen_before(f.parser, o->index);
 	f.curl = curl_easy_init();
 	if (!f.parser || !f.curl) {
 		nomad_event_parser_free(f.parser);
@@ -239,8 +251,8 @@ int nomad_events_follow(const struct nomad_endpoint *ep, const struct nomad_stre
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, &f);
 	if (ep->tls) {
-		if (ep->cafile[0])
-			curl_easy_setopt(c, CURLOPT_CAINFO, ep->cafile);
+		if (nomad_ca_file(ep))
+			curl_easy_setopt(c, CURLOPT_CAINFO, nomad_ca_file(ep));
 		if (ep->certfile[0])
 			curl_easy_setopt(c, CURLOPT_SSLCERT, ep->certfile);
 		if (ep->keyfile[0])

@@ -37,7 +37,8 @@ typedef int (*nomad_event_fn)(void *ud, const struct nomad_event *ev);
 
 struct nomad_stream_opts {
 	const char *const *topics;  /* e.g. {"Job:*", "Allocation:*", "Evaluation:*", NULL} */
-	long long index;            /* start after this raft index (0: the server's oldest) */
+	long long index;            /* the last raft index handled: the stream starts after it (0: at the
+	                               server's oldest batch) */
 	int stall_ms;               /* end the stream after this long without a byte; 0 = NOMAD_EVENTS_STALL_MS */
 	int (*should_stop)(void *ud); /* polled about every 100 ms; may be NULL */
 	void (*on_connected)(void *ud); /* after the 200 and the first heartbeat; may be NULL */
@@ -54,6 +55,8 @@ struct nomad_event_parser;
 struct nomad_event_parser *nomad_event_parser_new(nomad_event_fn fn, void *ud);
 int nomad_event_parser_feed(struct nomad_event_parser *p, const char *data, size_t len, long long *last_index,
 			    int *stop, struct perr *e);
+/* Batches with an index up to this one were handled before (by an earlier stream): skip them. */
+void nomad_event_parser_seen_before(struct nomad_event_parser *p, long long index);
 /* Number of heartbeats ({} lines) seen so far. */
 int nomad_event_parser_heartbeats(const struct nomad_event_parser *p);
 void nomad_event_parser_free(struct nomad_event_parser *p);

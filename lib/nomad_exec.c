@@ -174,8 +174,10 @@ int nomad_exec_request_path(char *out, size_t cap, const char *ns, const struct 
 		if (cap)
 			out[0] = '\0';
 		return perr_set(e, PERR_BAD_REQUEST,
-		                "exec: request path of %zu bytes is longer than the %zu allowed", n,
-		                cap ? cap - 1 : 0);
+		                "exec: the command needs a request path of %zu bytes, more than the %zu an exec "
+		                "request can carry (libwebsockets writes the request line into %d bytes; "
+		                "NOMAD_EXEC_PATH_MAX)",
+		                n, cap ? cap - 1 : 0, NOMAD_EXEC_PATH_MAX + 16);
 	}
 	return (int)n;
 }
@@ -376,10 +378,11 @@ static uint64_t fnv1a(uint64_t h, const char *s)
 static struct lws_vhost *exec_vhost(struct lws_context *ctx, const struct nomad_endpoint *ep, struct perr *e)
 {
 	const char *name = VHOST_PLAIN;
+	const char *ca = ep->tls ? nomad_ca_file(ep) : NULL;
 	if (ep->tls) {
 		char want[VHOST_NAME_MAX];
 		uint64_t h =
-		    fnv1a(fnv1a(fnv1a(14695981039346656037ull, ep->cafile), ep->certfile), ep->keyfile);
+		    fnv1a(fnv1a(fnv1a(14695981039346656037ull, ca ? ca : ""), ep->certfile), ep->keyfile);
 		snprintf(want, sizeof want, VHOST_TLS_PREFIX "%016llx", (unsigned long long)h);
 		name = NULL;
 		for (int i = 0; i < VHOST_TLS_MAX && !name; i++) {
@@ -403,7 +406,9 @@ static struct lws_vhost *exec_vhost(struct lws_context *ctx, const struct nomad_
 	info.protocols = exec_protocols;
 	if (ep->tls) {
 		info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-		info.client_ssl_ca_filepath = ep->cafile[0] ? ep->cafile : NULL;
+		/* without a CA file the system's store, as the REST client's curl: libwebsockets alone
+		 * would look in its build-time LWS_OPENSSL_CLIENT_CERTS directory */
+		info.client_ssl_ca_filepath = ca;
 		info.client_ssl_cert_filepath = ep->certfile[0] ? ep->certfile : NULL;
 		info.client_ssl_private_key_filepath = ep->keyfile[0] ? ep->keyfile : NULL;
 	}

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "jobspec.h"
 #include "log.h"
@@ -46,6 +47,7 @@ struct pool {
 	char **purge;
 	size_t npurge, cap;
 	struct pool_counters c;
+	long long started_ns; /* wall clock, as Nomad's ModifyTime */
 };
 
 struct pool *pool_new(const struct config *c, struct perr *e)
@@ -55,6 +57,9 @@ struct pool *pool_new(const struct config *c, struct perr *e)
 	if (!p)
 		return perr_set(e, PERR_UNKNOWN, "out of memory"), NULL;
 	p->cfg = *c;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	p->started_ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
 	nomad_endpoint_from_config(&ep, c);
 	p->store = store_open(c);
 	p->nomad = nomad_open(&ep);
@@ -450,6 +455,28 @@ static void on_alloc(struct pool *p, const struct nomad_alloc *a)
 		destroy_runner(p, a->job_id, "allocation stopped");
 }
 
+/* An evaluation of one of our jobs that Nomad could not place: said in the log with the cause
+ * (the reference's words and the AllocMetric) and counted; else a runner would just be
+ * destroyed at the start timeout with no reason given. Events from before this daemon started
+ * (the stream replays Nomad's buffer) were reported by whoever ran then. */
+static void on_eval(struct pool *p, json_object *eval)
+{
+	json_object *v;
+	long long env;
+	char why[PERR_MSG_MAX], envs[24];
+	if (!json_object_object_get_ex(eval, "FailedTGAllocs", &v) || !json_object_is_type(v, json_type_object) ||
+	    json_object_object_length(v) == 0 || nomad_eval_outcome(eval, why, sizeof why) != 1)
+		return;
+	const char *job = json_object_object_get_ex(eval, "JobID", &v) ? json_object_get_string(v) : "";
+	if (!nomad_runner_env(job, &env) && !nomad_is_template_job_id(job, &env))
+		return;
+	if (json_object_object_get_ex(eval, "ModifyTime", &v) && json_object_get_int64(v) < p->started_ns)
+		return;
+	p->c.unplaced++;
+	metrics_placement_failure(env);
+	log_warn("nomad cannot place a job of the environment", "env", log_int(envs, env), "job", job, "error", why);
+}
+
 int pool_on_event(void *ud, const struct nomad_event *ev)
 {
 	struct pool *p = ud;
@@ -464,6 +491,8 @@ int pool_on_event(void *ud, const struct nomad_event *ev)
 		struct nomad_alloc a;
 		if (nomad_alloc_from_json(ev->payload, &a, &e) == 0)
 			on_alloc(p, &a);
+	} else if (strcmp(ev->topic, "Evaluation") == 0 && strcmp(ev->type, "EvaluationUpdated") == 0 && ev->payload) {
+		on_eval(p, ev->payload);
 	}
 	if (p->npurge && flush_purges(p, &e) < 0)
 		log_debug("purge after event failed", "error", e.msg);

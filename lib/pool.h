@@ -42,6 +42,7 @@ int pool_on_event(void *pool, const struct nomad_event *ev);
 /* Counters for logs and tests. */
 struct pool_counters {
 	long long created, ready, destroyed, reaped, purged, adopted, orphans, register_failures;
+	long long unplaced; /* evaluations of our jobs Nomad could not place */
 };
 void pool_get_counters(const struct pool *p, struct pool_counters *out);
 

@@ -245,7 +245,27 @@ void h_env_put(struct api *a, struct http_req *r, const struct http_params *p)
 	created = created || before == 0;
 	store_wake(a->store, &e); /* the refill daemon starts on the pool at once */
 	char id[24], g[24];
-	log_info(created ? "environment created" : "environment replaced", "env", log_int(id, env.id), "generation",
+	log_int(id, env.id);
+	/* As the reference: wait up to 10 s for the template's evaluation and fail the PUT when Nomad
+	 * cannot place it (a datacenter, driver or resources it does not have). The environment
+	 * stays, as the job does: its runners cannot be placed either, and say so in the refill's
+	 * log. No answer in time, or Nomad not answering, counts as placed (the reference's timeout
+	 * does too). */
+	char why[PERR_MSG_MAX - 128];
+	struct perr we;
+	int placed = nomad_eval_wait(a->nomad, eval, NOMAD_EVAL_WAIT_MS, why, sizeof why, &we);
+	if (placed == 1) {
+		log_warn("nomad cannot place the environment's template job", "env", id, "error", why);
+		perr_set(&e, PERR_UNKNOWN,
+			 "error registering template job in API: error during the monitoring of the environment job: %s",
+			 why);
+		api_fail(r, &e);
+		return;
+	}
+	if (placed != 0)
+		log_warn("the template job's evaluation had no outcome; taken as placed", "env", id, "error",
+			 placed < 0 ? we.msg : "no outcome within 10 s");
+	log_info(created ? "environment created" : "environment replaced", "env", id, "generation",
 		 log_int(g, gen), "image", env.image);
 	http_respond_empty(r, created ? 201 : 204);
 }

@@ -24,7 +24,6 @@
 #define DOWNLOAD_TIMEOUT_MS 600000
 #define MAX_COPY_FILES 100000
 #define MAX_DELETES 100000
-#define CMDLINE_MAX 1500 /* longer delete lists go through stdin (the exec request line is bounded) */
 #define OUTPUT_KEEP 4096 /* bytes of tar's stdout/stderr kept for the error message */
 
 /* The claimed runner of this request, with its deadline pushed; answers 410 when it is gone. */
@@ -44,8 +43,47 @@ int api_runner(struct api *a, struct http_req *r, const struct http_params *p, i
 	return 0;
 }
 
+/* Whether line, run as bash -c, fits into an exec request (NOMAD_EXEC_PATH_MAX). */
+static int fits(struct api *a, const struct runner *run, const char *line)
+{
+	char path[NOMAD_EXEC_PATH_MAX];
+	const char *argv[] = {"/bin/bash", "-c", line, NULL};
+	struct nomad_exec_opts o = {.alloc_id = run->alloc_id, .argv = argv};
+	return nomad_exec_request_path(path, sizeof path, nomad_get_endpoint(a->nomad)->namespace, &o, NULL) >= 0;
+}
+
+/* A command line handed to bash on stdin, around the command's own output callbacks. */
+struct via_stdin {
+	const struct nomad_exec_io *io;
+	const char *p;
+	size_t left;
+};
+
+static ssize_t via_read(void *ud, void *buf, size_t cap)
+{
+	struct via_stdin *v = ud;
+	size_t n = v->left < cap ? v->left : cap;
+	memcpy(buf, v->p, n);
+	v->p += n;
+	v->left -= n;
+	return (ssize_t)n;
+}
+
+static int via_out(void *ud, const char *data, size_t len)
+{
+	struct via_stdin *v = ud;
+	return v->io && v->io->on_stdout ? v->io->on_stdout(v->io->ud, data, len) : 0;
+}
+
+static int via_err(void *ud, const char *data, size_t len)
+{
+	struct via_stdin *v = ud;
+	return v->io && v->io->on_stderr ? v->io->on_stderr(v->io->ud, data, len) : 0;
+}
+
 /* Runs a command line in the runner (bash -c, no tty) to its end. A NULL line (a value too long
- * or no memory) is an error without any exec. */
+ * or no memory) is an error without any exec. A line too long for the exec request (a long,
+ * much-escaped path) travels on stdin when the command reads none of its own. */
 static int run_in(struct api *a, const struct runner *run, const char *line, const struct nomad_exec_io *io,
 		  int timeout_ms, int *code, struct perr *e)
 {
@@ -53,6 +91,12 @@ static int run_in(struct api *a, const struct runner *run, const char *line, con
 		return perr_set(e, PERR_UNKNOWN, "out of memory");
 	const char *argv[] = {"/bin/bash", "-c", line, NULL};
 	struct nomad_exec_opts o = {.alloc_id = run->alloc_id, .argv = argv};
+	struct via_stdin v = {.io = io, .p = line, .left = strlen(line)};
+	struct nomad_exec_io w = {.read_stdin = via_read, .on_stdout = via_out, .on_stderr = via_err, .ud = &v};
+	if ((!io || !io->read_stdin) && !fits(a, run, line)) {
+		argv[2] = CMD_LINE_FROM_STDIN;
+		io = &w;
+	}
 	return nomad_exec_run(nomad_get_endpoint(a->nomad), &o, io, timeout_ms, code, NULL, e);
 }
 
@@ -420,7 +464,7 @@ void h_files_patch(struct api *a, struct http_req *r, const struct http_params *
 		return;
 	}
 	char *line = cmd_copy_files(f.delete_paths, f.ndelete);
-	if (line && strlen(line) > CMDLINE_MAX) {
+	if (line && !fits(a, &run, line)) {
 		/* the delete list is too long for the exec request line: delete first, on its own */
 		if (delete_via_stdin(a, &run, &f, &e) < 0) {
 			free(line);

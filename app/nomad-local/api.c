@@ -29,7 +29,7 @@ void api_init(const struct api_config *c)
 	node.http_addr = c->http_addr;
 	node.hostname = c->hostname;
 	node.cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	node.memory_mb = (long long)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) / (1024 * 1024);
+	node.memory_mb = node_memory_mb();
 	long long mhz = 0;
 	FILE *f = fopen("/proc/cpuinfo", "re");
 	char line[256];
@@ -383,10 +383,9 @@ static void job_allocations(struct http_conn *c, struct http_req *r, const char 
 			continue;
 		list[n++] = a;
 	}
-	int resources = 0;
-	if (http_query(r, "resources", v, sizeof v))
-		parse_go_bool(v, &resources);
-	allocs_reply(c, r, list, n, resources);
+	/* Stub(nil): a job's allocation list never carries AllocatedResources, whatever is asked
+	 * (nomad/job_endpoint.go Allocations) */
+	allocs_reply(c, r, list, n, 0);
 	free(list);
 }
 

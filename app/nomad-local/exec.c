@@ -106,8 +106,9 @@ static void finish(struct exec_sess *s)
 	struct sandbox *sb = a ? task_sandbox(a) : NULL;
 	if (WIFSIGNALED(s->status) && WTERMSIG(s->status) == SIGKILL && a) {
 		/* Killed: by the kernel as the largest process after an OOM (an ordinary 137; the task
-		 * goes on, as with Docker), or with a task whose main process was OOM-killed, which
-		 * Nomad's exec reports as 128. The task's end may reach the loop a moment later: when
+		 * goes on, as with Docker: Nomad's docker driver passes on ContainerExecInspect's exit
+		 * code and raises no task event, drivers/docker/driver.go ExecTaskStreaming), or with a
+		 * task whose main process was OOM-killed, which Nomad's exec reports as 128. The task's end may reach the loop a moment later: when
 		 * an OOM kill happened or the task is gone, look again then. */
 		if (task_oom_ends(a) > s->oom_ends_base)
 			code = 128;

@@ -244,7 +244,7 @@ int main(int argc, char **argv)
 	else if (max_allocs > fit)
 		log_warn("-max-allocations is more than the descriptor limit allows; the agent may run out of them",
 			 "max", log_int(nbuf, max_allocs), "fits", log_int(abuf, fit));
-	sched_init((int)max_allocs);
+	sched_init((int)max_allocs, node_memory_mb());
 	sched_restore();
 	log_info("nomad-local listening", "address", http_addr, "state", abs_state, "images",
 		 abs_images[0] ? abs_images : "(host root)", "acl", token[0] ? "enabled" : "disabled", "jobs",

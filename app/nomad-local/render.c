@@ -109,6 +109,9 @@ json_object *render_eval(const struct nl_eval *e)
 	opt_s(o, "JobID", e->job_id);
 	opt_i(o, "JobModifyIndex", (long long)e->job_modify_index);
 	opt_s(o, "Status", e->status);
+	opt_s(o, "StatusDescription", e->status_description);
+	opt_s(o, "PreviousEval", e->previous_eval);
+	opt_s(o, "BlockedEval", e->blocked_eval);
 	if (e->failed)
 		put(o, "FailedTGAllocs", json_object_get(e->failed));
 	if (e->queued && strcmp(e->status, "pending") != 0)
@@ -230,7 +233,7 @@ static json_object *metrics_json(void)
 	put_i(m, "NodesInPool", 1);
 	put_s(m, "NodePool", "default");
 	json_object *avail = json_object_new_object();
-	put_i(avail, "dc1", 1);
+	put_i(avail, NL_DATACENTER, 1);
 	put(m, "NodesAvailable", avail);
 	put_null(m, "ClassFiltered");
 	put_null(m, "ConstraintFiltered");
@@ -448,7 +451,7 @@ json_object *render_node(const struct render_node_info *n)
 	put_s(o, "CgroupParent", "nomad-local");
 	put_s(o, "ComputedClass", "v1:0");
 	put_i(o, "CreateIndex", 1);
-	put_s(o, "Datacenter", "dc1");
+	put_s(o, "Datacenter", NL_DATACENTER);
 	put_b(o, "Drain", 0);
 	put_null(o, "DrainStrategy");
 	json_object *drivers = json_object_new_object();
@@ -559,7 +562,7 @@ json_object *render_node_stub(const struct render_node_info *n)
 	put_s(o, "Address", "127.0.0.1");
 	put_s(o, "ID", st.node_id);
 	put(o, "Attributes", NULL);
-	put_s(o, "Datacenter", "dc1");
+	put_s(o, "Datacenter", NL_DATACENTER);
 	put_s(o, "Name", n->hostname);
 	put_s(o, "NodeClass", "");
 	put_s(o, "NodePool", "default");
@@ -581,7 +584,7 @@ json_object *render_agent_self(const struct render_node_info *n, int acl_enabled
 {
 	json_object *o = json_object_new_object(), *cfg = json_object_new_object();
 	put_s(cfg, "Region", "global");
-	put_s(cfg, "Datacenter", "dc1");
+	put_s(cfg, "Datacenter", NL_DATACENTER);
 	put_s(cfg, "NodeName", n->hostname);
 	json_object *ver = json_object_new_object();
 	put_s(ver, "Revision", "");
@@ -605,7 +608,7 @@ json_object *render_agent_self(const struct render_node_info *n, int acl_enabled
 	put_s(member, "Addr", "127.0.0.1");
 	put_i(member, "Port", 4648);
 	put_s(tags, "region", "global");
-	put_s(tags, "dc", "dc1");
+	put_s(tags, "dc", NL_DATACENTER);
 	put_s(tags, "role", "nomad");
 	put_s(tags, "build", NOMAD_VERSION);
 	put(member, "Tags", tags);

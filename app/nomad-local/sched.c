@@ -13,8 +13,9 @@
 #include "task.h"
 #include "util.h"
 
-static struct loop_timer gc_timer;
+static struct loop_timer gc_timer, retry_timer;
 static int max_allocs;
+static long long node_mb;
 
 /* ---- events ---- */
 
@@ -133,15 +134,41 @@ static struct nl_alloc *new_alloc(struct nl_job *j, struct nl_eval *e, json_obje
 
 /* ---- evaluation completion ---- */
 
+/* A blocked evaluation for what e could not place (structs.go CreateBlockedEval; the generic
+ * scheduler's createBlockedEval sets the description). */
+static struct nl_eval *block_remainder(struct nl_job *j, struct nl_eval *e)
+{
+	uint64_t idx = state_next_index();
+	struct nl_eval *b = new_eval(j, e->type, "queued-allocs", e->priority, idx);
+	snprintf(b->status, sizeof b->status, "blocked");
+	snprintf(b->status_description, sizeof b->status_description, "created to place remaining allocations");
+	snprintf(b->previous_eval, sizeof b->previous_eval, "%s", e->id);
+	b->job_modify_index = e->job_modify_index;
+	b->failed = json_object_get(e->failed);
+	b->queued = e->queued ? json_object_get(e->queued) : NULL;
+	snprintf(e->blocked_eval, sizeof e->blocked_eval, "%s", b->id);
+	state_save_eval(b);
+	struct ev_batch *batch = events_begin(idx);
+	ev_eval(batch, "EvaluationUpdated", b);
+	events_commit(batch);
+	return b;
+}
+
 static void on_eval_complete(struct loop_timer *t)
 {
 	struct nl_eval *e = t->arg;
+	struct nl_job *j = state_job(e->ns, e->job_id);
+	/* a blocked evaluation tried again stays blocked while something is still unplaced; a
+	 * fresh one that could not place everything leaves a blocked one behind */
+	int reblock = strcmp(e->status, "blocked") == 0 && e->failed;
+	if (!reblock && e->failed && !e->blocked_eval[0] && strcmp(e->status, "blocked") != 0 && j && !j->stop)
+		block_remainder(j, e);
 	uint64_t idx = state_next_index();
-	snprintf(e->status, sizeof e->status, "complete");
+	if (!reblock)
+		snprintf(e->status, sizeof e->status, "complete");
 	e->snapshot_index = e->create_index;
 	e->modify_index = idx;
 	e->modify_time = now_ns();
-	struct nl_job *j = state_job(e->ns, e->job_id);
 	state_save_eval(e);
 	struct ev_batch *b = events_begin(idx);
 	ev_eval(b, "EvaluationUpdated", e);
@@ -197,43 +224,114 @@ static void plan_stop(struct plan *p, struct nl_eval *e, struct nl_alloc *a, con
 		p->stopped[p->nstopped++] = a;
 }
 
-/* Whether the node can take one more allocation (replacing live, which goes); when it cannot,
- * the group is recorded in the evaluation's FailedTGAllocs as Nomad's scheduler records an
- * exhausted node, and the failure is logged once per evaluation. */
-static int room_for_one_more(struct nl_eval *e, const char *group, const struct nl_alloc *live)
+/* Nomad's datacenter patterns: '*' matches any run of characters, nothing else is special
+ * (scheduler/util.go readyNodesInDCsAndPool, Node.IsInAnyDC, go-glob). */
+static int glob_match(const char *pat, const char *s)
 {
-	int running = 0;
-	for (int i = 0; i < st.nallocs; i++)
-		running += !alloc_terminal(st.allocs[i]);
-	if (live)
-		running--;
-	if (running < max_allocs)
-		return 1;
+	if (*pat == '\0')
+		return *s == '\0';
+	if (*pat == '*')
+		return glob_match(pat + 1, s) || (*s && glob_match(pat, s + 1));
+	return *pat == *s && glob_match(pat + 1, s + 1);
+}
+
+static int in_datacenters(const struct nl_job *j)
+{
+	json_object *dcs = js_obj(j->spec, "Datacenters");
+	if (!dcs || json_object_array_length(dcs) == 0)
+		return 1; /* canonicalized to "*" */
+	for (size_t i = 0; i < json_object_array_length(dcs); i++) {
+		json_object *d = json_object_array_get_idx(dcs, i);
+		if (json_object_is_type(d, json_type_string) && glob_match(json_object_get_string(d), NL_DATACENTER))
+			return 1;
+	}
+	return 0;
+}
+
+static long long group_memory_mb(json_object *g)
+{
+	long long mb = 0;
+	json_object *tasks = js_obj(g, "Tasks");
+	for (size_t i = 0; tasks && i < json_object_array_length(tasks); i++)
+		mb += js_int(js_obj(json_object_array_get_idx(tasks, i), "Resources"), "MemoryMB", 300);
+	return mb;
+}
+
+static int quiet_failures; /* a blocked evaluation tried again: its failure was logged before */
+
+/* Records group as not placed in e's FailedTGAllocs with the AllocMetric Nomad's scheduler
+ * would show: evaluated 0 when no node is in the job's datacenters, else the one node
+ * exhausted in dimension (structs.go AllocMetric, ExhaustResources). Returns 0. */
+static int not_placed(struct nl_eval *e, json_object *g, const char *dimension, const char *why)
+{
+	const char *group = js_str(g, "Name", "");
+	int evaluated = dimension != NULL;
 	if (!e->failed)
 		e->failed = json_object_new_object();
-	json_object *m = json_object_new_object(), *dim = json_object_new_object();
-	json_object_object_add(dim, "sandboxes", json_object_new_int(1));
-	json_object_object_add(m, "NodesEvaluated", json_object_new_int(1));
+	json_object *m = json_object_new_object(), *avail = json_object_new_object(), *dim = NULL, *res = NULL;
+	if (evaluated)
+		json_object_object_add(avail, NL_DATACENTER, json_object_new_int(1));
+	if (dimension) {
+		dim = json_object_new_object();
+		json_object_object_add(dim, dimension, json_object_new_int(1));
+	}
+	if (dimension && strcmp(dimension, "memory") == 0) {
+		json_object *tasks = js_obj(g, "Tasks");
+		res = json_object_new_object();
+		for (size_t i = 0; tasks && i < json_object_array_length(tasks); i++) {
+			json_object *t = json_object_array_get_idx(tasks, i), *r = json_object_new_object();
+			json_object_object_add(r, "CPU", json_object_new_int(0));
+			json_object_object_add(r, "MemoryMB", json_object_new_int64(js_int(js_obj(t, "Resources"), "MemoryMB", 300)));
+			json_object_object_add(r, "MemoryMaxMB", json_object_new_int(0));
+			json_object_object_add(r, "DiskMB", json_object_new_int(0));
+			json_object_object_add(res, js_str(t, "Name", ""), r);
+		}
+	}
+	json_object_object_add(m, "NodesEvaluated", json_object_new_int(evaluated));
 	json_object_object_add(m, "NodesFiltered", json_object_new_int(0));
-	json_object_object_add(m, "NodesInPool", json_object_new_int(1));
-	json_object_object_add(m, "NodesAvailable", json_object_new_object());
+	json_object_object_add(m, "NodesInPool", json_object_new_int(evaluated));
+	json_object_object_add(m, "NodePool", json_object_new_string("default"));
+	json_object_object_add(m, "NodesAvailable", avail);
 	json_object_object_add(m, "ClassFiltered", NULL);
 	json_object_object_add(m, "ConstraintFiltered", NULL);
-	json_object_object_add(m, "NodesExhausted", json_object_new_int(1));
+	json_object_object_add(m, "NodesExhausted", json_object_new_int(evaluated));
 	json_object_object_add(m, "ClassExhausted", NULL);
 	json_object_object_add(m, "DimensionExhausted", dim);
 	json_object_object_add(m, "QuotaExhausted", NULL);
-	json_object_object_add(m, "ResourcesExhausted", NULL);
+	json_object_object_add(m, "ResourcesExhausted", res);
 	json_object_object_add(m, "Scores", NULL);
 	json_object_object_add(m, "ScoreMetaData", NULL);
 	json_object_object_add(m, "AllocationTime", json_object_new_int(0));
 	json_object_object_add(m, "CoalescedFailures", json_object_new_int(0));
 	json_object_object_add(e->failed, group, m);
-	char n[24];
-	log_warn("allocation not placed: the agent runs its maximum of sandboxes (-max-allocations); "
-		 "placement is tried again when one ends",
-		 "job_id", e->job_id, "group", group, "max", log_int(n, max_allocs));
+	if (!quiet_failures)
+		log_warn("allocation not placed; placement is tried again when capacity frees up", "job_id", e->job_id,
+			 "group", group, "reason", why);
 	return 0;
+}
+
+/* Whether the node can take one more allocation of group g (replacing live, which goes): the
+ * job's datacenters must hold this node, the memory its allocations reserve (MemoryMB, as
+ * Nomad counts) must fit the node's, and the agent runs at most max_allocs sandboxes. */
+static int placeable(struct nl_eval *e, const struct nl_job *j, json_object *g, const struct nl_alloc *live)
+{
+	if (!in_datacenters(j))
+		return not_placed(e, g, NULL, "no node in the job's datacenters (this agent's is " NL_DATACENTER ")");
+	int running = 0;
+	long long reserved = 0;
+	for (int i = 0; i < st.nallocs; i++) {
+		const struct nl_alloc *a = st.allocs[i];
+		if (alloc_terminal(a) || a == live)
+			continue;
+		running++;
+		reserved += a->memory_mb;
+	}
+	if (node_mb > 0 && reserved + group_memory_mb(g) > node_mb)
+		return not_placed(e, g, "memory", "the node's memory is reserved");
+	if (running >= max_allocs)
+		return not_placed(e, g, "sandboxes",
+				  "the agent runs its maximum of sandboxes (-max-allocations)");
+	return 1;
 }
 
 static void plan_job(struct nl_job *j, struct nl_eval *e, int all_stop)
@@ -287,7 +385,7 @@ static void plan_job(struct nl_job *j, struct nl_eval *e, int all_stop)
 			}
 			plan_stop(&p, e, live, "alloc is being updated due to job update");
 		}
-		if (!room_for_one_more(e, gname, live))
+		if (!placeable(e, j, g, live))
 			continue;
 		uint64_t pidx = plan_index(&p, e);
 		struct nl_alloc *a = new_alloc(j, e, g, pidx);
@@ -486,6 +584,16 @@ json_object *sched_deregister(const char *ns, const char *id, int purge)
 	return o;
 }
 
+static void retry_blocked(void);
+
+/* An allocation that ended frees its capacity: blocked evaluations are tried again soon (from
+ * the loop, not from inside the caller's update). */
+static void wake_blocked(const struct nl_alloc *a)
+{
+	if (alloc_client_terminal(a) && !loop_timer_armed(&retry_timer))
+		loop_timer_start(&retry_timer, 0);
+}
+
 void sched_alloc_update(struct nl_alloc *a, const char *event_type)
 {
 	uint64_t idx = state_next_index();
@@ -508,37 +616,64 @@ void sched_alloc_update(struct nl_alloc *a, const char *event_type)
 	if (changed)
 		ev_job(b, event_type, j);
 	events_commit(b);
+	wake_blocked(a);
 }
 
 /* ---- garbage collection ---- */
 
-/* Jobs whose last evaluation could not place a group (the node was full) get a new evaluation,
- * as Nomad's blocked evaluations do once capacity frees up. */
-static void retry_unplaced(void)
+/* Blocked evaluations are tried again when capacity may have freed up (an allocation ended;
+ * and every GC tick), as Nomad's blocked-evals tracker unblocks them: a placement completes the
+ * evaluation, nothing placed leaves it blocked. One whose job is gone, stopped or has a newer
+ * evaluation is canceled, as Nomad reaps duplicate blocked evaluations. */
+static void retry_blocked(void)
 {
 	for (int i = 0; i < st.nevals; i++) {
 		struct nl_eval *e = st.evals[i];
-		if (!e->failed || strcmp(e->status, "complete") != 0)
+		if (strcmp(e->status, "blocked") != 0 || loop_timer_armed(&e->timer))
 			continue;
 		struct nl_job *j = state_job(e->ns, e->job_id);
-		/* only the job's newest evaluation counts, and only while the job still wants to run */
 		int newer = 0;
 		for (int k = 0; k < st.nevals && !newer; k++)
 			newer = st.evals[k] != e && strcmp(st.evals[k]->ns, e->ns) == 0 &&
 				strcmp(st.evals[k]->job_id, e->job_id) == 0 && st.evals[k]->create_index > e->create_index;
-		if (newer || !j || j->stop)
+		if (newer || !j || j->stop) {
+			uint64_t idx = state_next_index();
+			snprintf(e->status, sizeof e->status, "canceled");
+			snprintf(e->status_description, sizeof e->status_description,
+				 "evaluation superseded: the job changed or is gone");
+			e->modify_index = idx;
+			e->modify_time = now_ns();
+			state_save_eval(e);
+			struct ev_batch *b = events_begin(idx);
+			ev_eval(b, "EvaluationUpdated", e);
+			events_commit(b);
 			continue;
-		uint64_t idx = state_next_index();
-		struct nl_eval *n = new_eval(j, js_str(j->spec, "Type", "service"), "queued-allocs", e->priority, idx);
-		n->job_modify_index = j->job_modify_index;
-		n->queued = json_object_get(e->queued);
-		state_save_eval(n);
-		struct ev_batch *b = events_begin(idx);
-		ev_eval(b, "EvaluationUpdated", n);
-		events_commit(b);
-		plan_job(j, n, 0);
-		arm_eval(n);
+		}
+		json_object *before = e->failed;
+		e->failed = NULL;
+		quiet_failures = 1;
+		int placed_before = 0;
+		for (int k = 0; k < st.nallocs; k++)
+			placed_before += strcmp(st.allocs[k]->eval_id, e->id) == 0;
+		plan_job(j, e, 0);
+		quiet_failures = 0;
+		int placed = -placed_before;
+		for (int k = 0; k < st.nallocs; k++)
+			placed += strcmp(st.allocs[k]->eval_id, e->id) == 0;
+		if (placed > 0) {
+			json_object_put(before);
+			arm_eval(e); /* completes it, or blocks it again if a part is still unplaced */
+		} else {
+			json_object_put(e->failed); /* the same as before: nothing to tell */
+			e->failed = before;
+		}
 	}
+}
+
+static void on_retry(struct loop_timer *t)
+{
+	(void)t;
+	retry_blocked();
 }
 
 static void on_gc(struct loop_timer *t)
@@ -564,7 +699,7 @@ static void on_gc(struct loop_timer *t)
 		done += strcmp(st.evals[i]->status, "pending") != 0;
 	for (int i = 0; i < st.nevals;) {
 		struct nl_eval *e = st.evals[i];
-		if (strcmp(e->status, "pending") != 0 &&
+		if (strcmp(e->status, "pending") != 0 && strcmp(e->status, "blocked") != 0 &&
 		    (now - e->modify_time > SCHED_GC_AGE_NS || done > SCHED_GC_MAX_DONE_EVALS)) {
 			state_remove_eval(e);
 			done--;
@@ -573,13 +708,15 @@ static void on_gc(struct loop_timer *t)
 		}
 	}
 	sandbox_gc();
-	retry_unplaced();
+	retry_blocked();
 	loop_timer_start(t, SCHED_GC_INTERVAL_MS);
 }
 
-void sched_init(int max)
+void sched_init(int max, long long memory_mb)
 {
 	max_allocs = max;
+	node_mb = memory_mb;
+	loop_timer_init(&retry_timer, on_retry, NULL);
 	loop_timer_init(&gc_timer, on_gc, NULL);
 	loop_timer_start(&gc_timer, SCHED_GC_INTERVAL_MS);
 }
@@ -605,6 +742,7 @@ void sched_restore(void)
 void sched_shutdown(void)
 {
 	loop_timer_stop(&gc_timer);
+	loop_timer_stop(&retry_timer);
 	for (int i = 0; i < st.nevals; i++)
 		loop_timer_stop(&st.evals[i]->timer);
 }

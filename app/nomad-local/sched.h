@@ -25,9 +25,11 @@
 #define SCHED_GC_MAX_TERMINAL 200
 #define SCHED_GC_MAX_DONE_EVALS 500
 
-/* max_allocs: allocations with a sandbox this agent runs at most; beyond it a placement fails
- * as Nomad's does on an exhausted node (FailedTGAllocs) and is tried again every GC tick. */
-void sched_init(int max_allocs);
+/* Placement fails as Nomad's does (FailedTGAllocs, and a blocked evaluation that is tried
+ * again when an allocation ends and every GC tick) when the job's datacenters do not match
+ * NL_DATACENTER, when the MemoryMB its allocations reserve exceeds memory_mb, or beyond
+ * max_allocs sandboxes. */
+void sched_init(int max_allocs, long long memory_mb);
 /* Registers req->job (ownership taken). Returns the response body (caller puts). */
 /* Nomad's EnforceIndex check of a registration: 0, or -1 with its error text (the answer is a
  * 500): the job must exist with exactly JobModifyIndex, or not exist when that is 0. */

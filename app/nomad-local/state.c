@@ -279,6 +279,9 @@ void state_save_eval(struct nl_eval *e)
 	json_object_object_add(o, "ModifyTime", json_object_new_int64(e->modify_time));
 	json_object_object_add(o, "QueuedAllocations", e->queued ? json_object_get(e->queued) : NULL);
 	json_object_object_add(o, "FailedTGAllocs", e->failed ? json_object_get(e->failed) : NULL);
+	json_object_object_add(o, "BlockedEval", json_object_new_string(e->blocked_eval));
+	json_object_object_add(o, "PreviousEval", json_object_new_string(e->previous_eval));
+	json_object_object_add(o, "StatusDescription", json_object_new_string(e->status_description));
 	save(path, o);
 	json_object_put(o);
 }
@@ -426,6 +429,9 @@ static void load_eval(json_object *o)
 	e->queued = q ? json_object_get(q) : NULL;
 	json_object *f = js_obj(o, "FailedTGAllocs");
 	e->failed = f ? json_object_get(f) : NULL;
+	copy_str(e->blocked_eval, sizeof e->blocked_eval, o, "BlockedEval");
+	copy_str(e->previous_eval, sizeof e->previous_eval, o, "PreviousEval");
+	copy_str(e->status_description, sizeof e->status_description, o, "StatusDescription");
 	loop_timer_init(&e->timer, NULL, e);
 	bump_index(e->modify_index);
 	state_add_eval(e);

@@ -36,6 +36,8 @@ struct nl_job {
 	char status[16];
 };
 
+#define NL_DATACENTER "dc1" /* the one node's datacenter */
+
 struct nl_eval {
 	char id[NL_ID_LEN];
 	char ns[NL_NS_MAX];
@@ -48,6 +50,9 @@ struct nl_eval {
 	int64_t create_time, modify_time;
 	json_object *queued; /* QueuedAllocations, NULL until complete */
 	json_object *failed; /* FailedTGAllocs: group -> AllocationMetric of what could not be placed */
+	char blocked_eval[NL_ID_LEN];   /* the blocked evaluation made for what this one could not place */
+	char previous_eval[NL_ID_LEN];  /* for a blocked evaluation: the one it was made for */
+	char status_description[64];
 	struct loop_timer timer;
 };
 

@@ -186,7 +186,7 @@ static char **build_env(struct nl_alloc *a)
 		snprintf(buf, sizeof buf, "%d", a->memory_max_mb);
 		env_add(env, &n, "NOMAD_MEMORY_MAX_LIMIT", buf);
 	}
-	env_add(env, &n, "NOMAD_DC", "dc1");
+	env_add(env, &n, "NOMAD_DC", NL_DATACENTER);
 	env_add(env, &n, "NOMAD_GROUP_NAME", a->task_group);
 	env_add(env, &n, "NOMAD_JOB_ID", a->job_id);
 	env_add(env, &n, "NOMAD_JOB_NAME", js_str(a->job, "Name", a->job_id));

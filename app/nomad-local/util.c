@@ -91,6 +91,11 @@ int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+long long node_memory_mb(void)
+{
+	return (long long)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) / (1024 * 1024);
+}
+
 void fmt_time_rfc3339(int64_t unix_ns, char out[40])
 {
 	time_t sec = (time_t)(unix_ns / 1000000000LL);

@@ -24,6 +24,8 @@ void buf_free(struct buf *b);
 
 /* Wall clock in unix nanoseconds. */
 int64_t now_ns(void);
+/* The machine's memory in MB (what the node offers and the scheduler places against). */
+long long node_memory_mb(void);
 /* RFC 3339 with up to 9 fractional digits, trailing zeros trimmed, UTC ("Z"), as Go writes
  * time.Time. out must hold 40 bytes. */
 void fmt_time_rfc3339(int64_t unix_ns, char out[40]);

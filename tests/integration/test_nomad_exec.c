@@ -1112,13 +1112,37 @@ static void test_tls_with_client_certificate(void **state)
 	sink_free(&s);
 	snprintf(ep.cafile, sizeof ep.cafile, "%s", cert);
 
+	/* no CA file: the system's store, which $SSL_CERT_FILE stands in for here (as OpenSSL and
+	 * the REST client read it); a certificate it does not hold is refused */
+	ep.cafile[0] = '\0';
+	snprintf(ep.certfile, sizeof ep.certfile, "%s", cert);
+	snprintf(ep.keyfile, sizeof ep.keyfile, "%s", key);
+	setenv("SSL_CERT_FILE", other, 1);
+	sink_init(&s);
+	assert_int_equal(run_sync(&ep, FAKE_ALLOC, argv_true, 0, &s, 0, 5000), -1);
+	assert_int_equal(s.failure, NOMAD_EXEC_FAIL_CONNECT);
+	sink_free(&s);
+	setenv("SSL_CERT_FILE", cert, 1);
+	sink_init(&s);
+	int with_store = run_sync(&ep, FAKE_ALLOC, argv_true, 0, &s, 0, 5000);
+	if (with_store < 0)
+		print_message("system store: %s\n", s.e.msg);
+	assert_int_equal(with_store, 0);
+	assert_string_equal(s.out, "tls\n");
+	sink_free(&s);
+	unsetenv("SSL_CERT_FILE");
+	sink_init(&s);
+	assert_int_equal(run_sync(&ep, FAKE_ALLOC, argv_true, 0, &s, 0, 5000), -1); /* self-signed: untrusted */
+	sink_free(&s);
+	snprintf(ep.cafile, sizeof ep.cafile, "%s", cert);
+
 	/* and plain WebSocket to a TLS port */
 	ep.tls = 0;
 	sink_init(&s);
 	assert_int_equal(run_sync(&ep, FAKE_ALLOC, argv_true, 0, &s, 0, 5000), -1);
 	assert_int_equal(s.exit_code, -1);
 	sink_free(&s);
-	assert_int_equal(t.sessions, 2);
+	assert_int_equal(t.sessions, 3);
 
 	t.stop = 1;
 	lws_cancel_service(t.ctx);

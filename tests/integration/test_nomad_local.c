@@ -19,6 +19,7 @@
 #include "harness.h"
 #include "harness_nomad.h"
 #include "nomad.h"
+#include "nomad_events.h"
 
 #define TIMEOUT_MS 10000
 
@@ -259,6 +260,22 @@ static void check_events_against_sample(struct h_stream *s, int nlines)
 	assert_true(checked >= 8);
 }
 
+/* The number of port mappings in the first stub of an allocation list (0 when it has no
+ * AllocatedResources, as Nomad's stubs without resources=true). */
+static int listed_ports(const char *body)
+{
+	json_object *arr = json_tokener_parse(body), *ar = NULL, *sh = NULL, *ports = NULL;
+	assert_non_null(arr);
+	assert_true(json_object_array_length(arr) > 0);
+	json_object *a = json_object_array_get_idx(arr, 0);
+	int n = 0;
+	if (json_object_object_get_ex(a, "AllocatedResources", &ar) && ar &&
+	    json_object_object_get_ex(ar, "Shared", &sh) && json_object_object_get_ex(sh, "Ports", &ports) && ports)
+		n = (int)json_object_array_length(ports);
+	json_object_put(arr);
+	return n;
+}
+
 static void test_responses_have_the_samples_shapes(void **state)
 {
 	(void)state;
@@ -289,6 +306,14 @@ static void test_responses_have_the_samples_shapes(void **state)
 	h_resp_free(&r);
 	r = req(&n, "GET", "/v1/allocations", NULL);
 	assert_shape("allocations-list-response.json", r.body);
+	assert_int_equal(listed_ports(r.body), 0);
+	h_resp_free(&r);
+	/* stubs carry the port mappings only when asked, and a job's list never (Stub(nil)) */
+	r = req(&n, "GET", "/v1/allocations?resources=true", NULL);
+	assert_int_equal(listed_ports(r.body), 1);
+	h_resp_free(&r);
+	r = req(&n, "GET", "/v1/job/template-10/allocations?resources=true", NULL);
+	assert_int_equal(listed_ports(r.body), 0);
 	h_resp_free(&r);
 	char path[256];
 	snprintf(path, sizeof path, "/v1/allocation/%s", alloc);
@@ -354,6 +379,88 @@ static void test_responses_have_the_samples_shapes(void **state)
 	check_events_against_sample(&s, 40);
 	(void)why;
 	h_stream_close(&s);
+	h_nomad_stop(&n);
+	h_nomad_cleanup(&n);
+}
+
+/* ---- resuming the event stream ---- */
+
+struct followed {
+	int events, registered_b;
+	long long lowest, quiet_from;
+};
+
+static int on_followed(void *ud, const struct nomad_event *ev)
+{
+	struct followed *f = ud;
+	f->events++;
+	if (!f->lowest || ev->index < f->lowest)
+		f->lowest = ev->index;
+	if (strcmp(ev->topic, "Job") == 0 && strcmp(ev->key, "10-resume-b") == 0)
+		f->registered_b = 1;
+	f->quiet_from = h_now_ms();
+	return 0;
+}
+
+static int quiet_for_a_second(void *ud)
+{
+	struct followed *f = ud;
+	return h_now_ms() - f->quiet_from > 1000;
+}
+
+/* Nomad starts a stream at the batch whose index was asked for (StartAtClosest), so a client
+ * that resumes after batch L asks for L+1 and skips what it already handled: nothing twice. */
+static void test_a_resumed_event_stream_delivers_nothing_twice(void **state)
+{
+	(void)state;
+	struct h_nomad n;
+	char alloc[64];
+	start(&n);
+	run_job(&n, "10-resume-a", 40, "", alloc);
+	struct nomad_endpoint ep = {.port = n.port};
+	snprintf(ep.host, sizeof ep.host, "127.0.0.1");
+	snprintf(ep.namespace, sizeof ep.namespace, "default");
+	snprintf(ep.token, sizeof ep.token, "%s", n.token);
+	static const char *const topics[] = {"Job:*", "Allocation:*", "Evaluation:*", NULL};
+	struct perr e;
+	long long last = 0;
+	struct followed f = {.quiet_from = h_now_ms()};
+	struct nomad_stream_opts o = {.topics = topics, .should_stop = quiet_for_a_second};
+	assert_int_equal(nomad_events_follow(&ep, &o, on_followed, &f, &last, &e), 0);
+	assert_true(f.events > 0);
+	assert_true(last > 0);
+	/* the wire: asked for index L, the stream starts with batch L itself */
+	struct h_stream s;
+	char q[128];
+	snprintf(q, sizeof q, "/v1/event/stream?index=%lld", last);
+	assert_int_equal(h_stream_open(&s, n.port, q, n.token[0] ? n.token : NULL), 200);
+	long long first = 0;
+	for (long long end = h_now_ms() + 3000; !first && h_now_ms() < end;) {
+		char *line = h_stream_line(&s, 1000);
+		json_object *lo = line ? json_tokener_parse(line) : NULL, *ix;
+		if (lo && json_object_object_get_ex(lo, "Index", &ix))
+			first = json_object_get_int64(ix);
+		json_object_put(lo);
+		free(line);
+	}
+	h_stream_close(&s);
+	assert_int_equal(first, last);
+	/* resumed with nothing new: nothing */
+	long long before = last;
+	struct followed g = {.quiet_from = h_now_ms()};
+	o.index = last;
+	assert_int_equal(nomad_events_follow(&ep, &o, on_followed, &g, &last, &e), 0);
+	if (g.events)
+		fail_msg("resumed after index %lld, %d events came again (lowest index %lld)", before, g.events, g.lowest);
+	/* resumed after something new: only the new */
+	char *body = h_nomad_job("10-resume-b", 40, "");
+	assert_int_equal(h_nomad_register(&n, body, NULL), 200);
+	free(body);
+	struct followed k = {.quiet_from = h_now_ms()};
+	o.index = last;
+	assert_int_equal(nomad_events_follow(&ep, &o, on_followed, &k, &last, &e), 0);
+	assert_true(k.registered_b);
+	assert_true(k.lowest > before);
 	h_nomad_stop(&n);
 	h_nomad_cleanup(&n);
 }
@@ -1069,6 +1176,121 @@ static void test_deep_trees_go_with_their_runner(void **state)
 /* An agent runs at most -max-allocations sandboxes (a client that keeps registering jobs cannot
  * exhaust its descriptors): one more is not placed, which the evaluation says as Nomad's does for
  * an exhausted node (FailedTGAllocs), and it is placed once another allocation has ended. */
+/* Replaces the first `from` in body (malloc'd) by `to`. */
+static char *replaced(char *body, const char *from, const char *to)
+{
+	char *at = strstr(body, from), *out = NULL;
+	assert_non_null(at);
+	assert_true(asprintf(&out, "%.*s%s%s", (int)(at - body), body, to, at + strlen(from)) > 0);
+	free(body);
+	return out;
+}
+
+static json_object *evaluation(struct h_nomad *n, const char *id)
+{
+	char path[128];
+	snprintf(path, sizeof path, "/v1/evaluation/%s", id);
+	struct h_resp r = req(n, "GET", path, NULL);
+	assert_int_equal(r.status, 200);
+	json_object *o = json_tokener_parse(r.body);
+	h_resp_free(&r);
+	assert_non_null(o);
+	return o;
+}
+
+static long long metric(json_object *eval, const char *group, const char *key, const char *sub)
+{
+	json_object *f, *g, *v;
+	if (!json_object_object_get_ex(eval, "FailedTGAllocs", &f) || !json_object_object_get_ex(f, group, &g) ||
+	    !json_object_object_get_ex(g, key, &v))
+		return -1;
+	if (sub && (!v || !json_object_object_get_ex(v, sub, &v)))
+		return -1;
+	return json_object_get_int64(v);
+}
+
+/* Nomad cannot place a job outside its datacenters or beyond the node's memory: the register
+ * answers 200, the evaluation completes with FailedTGAllocs and a blocked evaluation waits for
+ * capacity (generic_sched.go createBlockedEval); the job stays pending. */
+static void test_placement_failures_are_nomads(void **state)
+{
+	(void)state;
+	struct h_nomad n;
+	char eval[64], alloc[64];
+	start(&n);
+	char *body = replaced(h_nomad_job("10-elsewhere", 40, ""), "\"Datacenters\":[\"dc1\"]",
+			      "\"Datacenters\":[\"elsewhere\",\"eu-*\"]");
+	assert_int_equal(h_nomad_register(&n, body, eval), 200);
+	free(body);
+	h_sleep_ms(300);
+	json_object *e = evaluation(&n, eval);
+	assert_string_equal(str(e, "Status"), "complete");
+	assert_int_equal(metric(e, "default-group", "NodesEvaluated", NULL), 0);
+	assert_int_equal(metric(e, "default-group", "NodesInPool", NULL), 0);
+	char blocked[64];
+	snprintf(blocked, sizeof blocked, "%s", str(e, "BlockedEval"));
+	json_object_put(e);
+	assert_int_equal(strlen(blocked), 36);
+	e = evaluation(&n, blocked);
+	assert_string_equal(str(e, "Status"), "blocked");
+	assert_string_equal(str(e, "PreviousEval"), eval);
+	assert_string_equal(str(e, "TriggeredBy"), "queued-allocs");
+	assert_string_equal(str(e, "StatusDescription"), "created to place remaining allocations");
+	assert_int_equal(metric(e, "default-group", "NodesEvaluated", NULL), 0);
+	json_object_put(e);
+	struct h_resp r = req(&n, "GET", "/v1/job/10-elsewhere", NULL);
+	assert_non_null(strstr(r.body, "\"Status\":\"pending\""));
+	h_resp_free(&r);
+	r = req(&n, "GET", "/v1/job/10-elsewhere/allocations", NULL);
+	assert_string_equal(r.body, "[]");
+	h_resp_free(&r);
+
+	/* a pattern that matches the agent's datacenter places */
+	body = replaced(h_nomad_job("10-glob", 40, ""), "\"Datacenters\":[\"dc1\"]", "\"Datacenters\":[\"d*\"]");
+	assert_int_equal(h_nomad_register(&n, body, NULL), 200);
+	free(body);
+	assert_int_equal(h_nomad_wait_running(&n, "10-glob", alloc, TIMEOUT_MS), 0);
+
+	/* more memory reserved than the node has: exhausted in the memory dimension */
+	char mem[64];
+	long long node_mb = (long long)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) / 1048576;
+	snprintf(mem, sizeof mem, "\"MemoryMB\":%lld,", node_mb);
+	body = replaced(h_nomad_job("10-huge", (int)node_mb, ""), "\"MemoryMB\":30,", mem);
+	assert_int_equal(h_nomad_register(&n, body, eval), 200);
+	free(body);
+	h_sleep_ms(300);
+	e = evaluation(&n, eval);
+	assert_string_equal(str(e, "Status"), "complete");
+	assert_int_equal(metric(e, "default-group", "NodesEvaluated", NULL), 1);
+	assert_int_equal(metric(e, "default-group", "NodesExhausted", NULL), 1);
+	assert_int_equal(metric(e, "default-group", "DimensionExhausted", "memory"), 1);
+	assert_true(str(e, "BlockedEval")[0]);
+	json_object_put(e);
+
+	/* the job moved into the agent's datacenter places; its old blocked evaluation is canceled
+	 * once capacity changes (the glob job ending) */
+	body = h_nomad_job("10-elsewhere", 40, "");
+	assert_int_equal(h_nomad_register(&n, body, NULL), 200);
+	free(body);
+	assert_int_equal(h_nomad_wait_running(&n, "10-elsewhere", alloc, TIMEOUT_MS), 0);
+	r = req(&n, "DELETE", "/v1/job/10-glob?purge=true", NULL);
+	h_resp_free(&r);
+	long long t0 = h_now_ms();
+	const char *status = "";
+	for (; h_now_ms() - t0 < 5000; h_sleep_ms(100)) {
+		e = evaluation(&n, blocked);
+		int canceled = strcmp(str(e, "Status"), "canceled") == 0;
+		json_object_put(e);
+		if (canceled) {
+			status = "canceled";
+			break;
+		}
+	}
+	assert_string_equal(status, "canceled");
+	h_nomad_stop(&n);
+	h_nomad_cleanup(&n);
+}
+
 static void test_allocations_beyond_the_bound_wait_for_room(void **state)
 {
 	(void)state;
@@ -1096,10 +1318,14 @@ static void test_allocations_beyond_the_bound_wait_for_room(void **state)
 	r = req(&n, "GET", "/v1/job/10-room-c/allocations", NULL);
 	assert_string_equal(r.body, "[]");
 	h_resp_free(&r);
-	/* room again: the waiting job is placed (the agent tries every GC tick, 10 s) */
+	/* room again: the waiting job is placed as soon as the allocation ended (its blocked
+	 * evaluation is tried again then, not only at the next GC tick, 10 s) */
 	r = req(&n, "DELETE", "/v1/job/10-room-a?purge=true", NULL);
 	h_resp_free(&r);
+	long long t0 = h_now_ms();
 	assert_int_equal(h_nomad_wait_running(&n, "10-room-c", alloc, 15000), 0);
+	printf("placed %lld ms after room was made\n", h_now_ms() - t0);
+	assert_true(h_now_ms() - t0 < 5000);
 	h_nomad_stop(&n);
 	h_nomad_cleanup(&n);
 }
@@ -1263,6 +1489,7 @@ int main(void)
 		cmocka_unit_test(test_tty_program_that_closes_its_terminal_exits_normally),
 		cmocka_unit_test(test_exec_memory_hog_is_killed_and_the_task_goes_on),
 		cmocka_unit_test(test_memory_hog_is_oom_killed_and_reported),
+		cmocka_unit_test(test_a_resumed_event_stream_delivers_nothing_twice),
 		cmocka_unit_test(test_purge_ends_processes_and_emits_events),
 		cmocka_unit_test(test_meta_change_of_config_group_restarts_nothing),
 		cmocka_unit_test(test_enforce_index_registers_only_over_the_job_as_read),
@@ -1270,10 +1497,13 @@ int main(void)
 		cmocka_unit_test(test_ending_a_runner_with_many_files_does_not_stall_the_agent),
 		cmocka_unit_test(test_deep_trees_go_with_their_runner),
 		cmocka_unit_test(test_allocations_beyond_the_bound_wait_for_room),
+		cmocka_unit_test(test_placement_failures_are_nomads),
 		cmocka_unit_test(test_sandboxes_are_recorded_by_pid_and_start_time_and_cleaned_up_fast),
 		cmocka_unit_test(test_bad_input_gets_nomads_codes_and_texts),
 		cmocka_unit_test(test_headers_and_namespaces),
 		cmocka_unit_test(test_acl_token_is_checked),
 	};
+	if (getenv("POSEIDON_TEST_FILTER")) /* e.g. "*placement*" */
+		cmocka_set_test_filter(getenv("POSEIDON_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -374,8 +374,13 @@ static void test_two_refill_daemons_never_overfill_and_take_over(void **state)
 static void test_flushall_rebuilds_from_nomad(void **state)
 {
 	(void)state;
-	char body[256];
-	put_env(11, 3, NULL, 201);
+	char body[1024];
+	/* with a network and an exposed port: adopted runners keep their port mappings */
+	assert_int_equal(api("PUT", "/execution-environments/11",
+			     "{\"prewarmingPoolSize\":3,\"cpuLimit\":20,\"memoryLimit\":100,\"image\":\"img\","
+			     "\"networkAccess\":true,\"exposedPorts\":[42]}",
+			     NULL, 0),
+			 201);
 	assert_true(wait_pool(11, 3, 20000) >= 0);
 	assert_int_equal(api("POST", "/runners", "{\"executionEnvironmentId\":11,\"inactivityTimeout\":300}", body, sizeof body), 200);
 	char used[MODEL_RUNNER_ID_MAX];
@@ -391,6 +396,80 @@ static void test_flushall_rebuilds_from_nomad(void **state)
 	assert_int_equal(api("GET", "/execution-environments/11", NULL, NULL, 0), 200);
 	assert_true(h_redis_int(&st.redis, "ZSCORE poseidon:deadlines %s", used) > 0);
 	assert_consistent(11);
+	assert_int_equal(api("POST", "/runners", "{\"executionEnvironmentId\":11}", body, sizeof body), 200);
+	if (!strstr(body, "{\"exposedPort\":42,\"hostAddress\":\"127.0.0.1:"))
+		fail_msg("an adopted runner lost its port mapping: %s", body);
+}
+
+/* Nomad cannot place what the template asks for (a datacenter nomad-local does not have): the
+ * PUT waits for the template's evaluation and fails with the reference's error, as soon as the
+ * evaluation says so; the environment stays (as its job does), and poseidon-refill says why its
+ * runners do not come, in its log and in a counter. */
+static void test_unplaceable_environment_fails_its_put_and_says_why(void **state)
+{
+	(void)state;
+	char tmpl[600], envv[700], cmd[1600], body[4096], logfile[600];
+	snprintf(tmpl, sizeof tmpl, "%s/template-elsewhere.json", h_tmpdir());
+	snprintf(cmd, sizeof cmd, "sed 's/\"dc1\"/\"elsewhere\"/' %s/deploy/template-job.json > %s && grep -q elsewhere %s",
+		 h_src_dir(), tmpl, tmpl);
+	assert_int_equal(system(cmd), 0);
+	snprintf(envv, sizeof envv, "POSEIDON_SERVER_TEMPLATEJOBFILE=%s", tmpl);
+	const char *fenv[] = {envv, NULL};
+	const char *renv[] = {"POSEIDON_RECONCILE_INTERVAL=2", "POSEIDON_REFILL_TICKMS=100", envv, NULL};
+	h_stop(st.lighttpd);
+	st.lighttpd = 0;
+	struct h_front_opts o = {.workers = 4, .env = fenv};
+	assert_int_equal(h_stack_start(&st, &o), 0);
+	h_stop(st.refill);
+	st.refill = 0;
+	h_stack_start_refill(&st, renv);
+	snprintf(logfile, sizeof logfile, "%s/refill-%d.log", h_tmpdir(), st.redis.port);
+
+	long long t0 = h_now_ms();
+	long status = api("PUT", "/execution-environments/30",
+			  "{\"prewarmingPoolSize\":1,\"cpuLimit\":20,\"memoryLimit\":100,\"image\":\"img\"}", body,
+			  sizeof body);
+	long long took = h_now_ms() - t0;
+	printf("unplaceable PUT: %ld after %lld ms: %s\n", status, took, body);
+	assert_int_equal(status, 500);
+	assert_non_null(strstr(body, "\"errorCode\":\"UNKNOWN\""));
+	assert_non_null(strstr(body, "error registering template job in API: error during the monitoring of the "
+				     "environment job: evaluation \\\""));
+	assert_non_null(strstr(body, "finished with status \\\"complete\\\" but failed to place all allocations"));
+	assert_non_null(strstr(body, "\\ndefault-group: no node evaluated"));
+	assert_non_null(strstr(body, "waiting for additional capacity to place remainder"));
+	assert_true(took < 5000); /* the evaluation's answer, not the 10 s timeout */
+	assert_int_equal(api("GET", "/execution-environments/30", NULL, NULL, 0), 200);
+
+	/* the refill's runner cannot be placed either: its log says why */
+	int said = 0;
+	for (t0 = h_now_ms(); !said && h_now_ms() - t0 < 10000; h_sleep_ms(200)) {
+		snprintf(cmd, sizeof cmd, "grep 'nomad cannot place a job of the environment' %s | grep -q 'failed to place'",
+			 logfile);
+		said = system(cmd) == 0;
+	}
+	assert_true(said);
+	char url[256];
+	struct h_resp r;
+	double count = 0;
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", st.port);
+	for (t0 = h_now_ms(); count < 1 && h_now_ms() - t0 < 10000; h_sleep_ms(200)) {
+		assert_int_equal(h_http(&r, "GET", url, NULL, 0, NULL), 0);
+		const char *at = strstr(r.body ? r.body : "", "poseidon_nomad_placement_failures_total{environment_id=\"30\"} ");
+		count = at ? atof(at + strlen("poseidon_nomad_placement_failures_total{environment_id=\"30\"} ")) : 0;
+		h_resp_free(&r);
+	}
+	assert_true(count >= 1);
+
+	/* back to the template of every other test */
+	assert_int_equal(api("DELETE", "/execution-environments/30", NULL, NULL, 0), 204);
+	h_stop(st.lighttpd);
+	st.lighttpd = 0;
+	struct h_front_opts d = {.workers = 4};
+	assert_int_equal(h_stack_start(&st, &d), 0);
+	h_stop(st.refill);
+	st.refill = 0;
+	h_stack_start_refill(&st, refill_env);
 }
 
 static void test_nomad_down_is_reported_and_recovered(void **state)
@@ -434,7 +513,10 @@ int main(void)
 		cmocka_unit_test(test_reconcile_repairs_what_happened_while_refill_was_down),
 		cmocka_unit_test(test_two_refill_daemons_never_overfill_and_take_over),
 		cmocka_unit_test(test_flushall_rebuilds_from_nomad),
+		cmocka_unit_test(test_unplaceable_environment_fails_its_put_and_says_why),
 		cmocka_unit_test(test_nomad_down_is_reported_and_recovered),
 	};
+	if (getenv("POSEIDON_TEST_FILTER")) /* e.g. "*unplaceable*" */
+		cmocka_set_test_filter(getenv("POSEIDON_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -417,6 +417,78 @@ static void test_download_edges(void **state)
 	h_resp_free(&r);
 }
 
+/* Percent-encodes s for a query value. */
+static void qenc(const char *s, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (; *s && o + 4 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-')
+			out[o++] = (char)c;
+		else
+			o += (size_t)snprintf(out + o, cap - o, "%%%02X", c);
+	}
+	out[o] = '\0';
+}
+
+static long call_big(const char *method, const char *path, const char *body, struct h_resp *r)
+{
+	size_t cap = strlen(st.base) + strlen(path) + 1;
+	char *url = malloc(cap);
+	snprintf(url, cap, "%s%s", st.base, path);
+	assert_int_equal(h_http(r, method, url, body, body ? -1 : 0, NULL), 0);
+	free(url);
+	return r->status;
+}
+
+/* Paths whose command line is longer than an exec request can carry (quotes, spaces and UTF-8,
+ * every byte of which is escaped three times over on the way): listed, read and deleted all
+ * the same (the line goes on stdin, the delete list too). */
+static void test_long_escaped_paths_are_listed_read_and_deleted(void **state)
+{
+	(void)state;
+	char id[128], dir[1200] = "deep", file[1300], q[4200], url[4600], *body = malloc(64 * 1300);
+	struct h_resp r;
+	claim(id, 0);
+	for (int i = 0; i < 6; i++) {
+		size_t n = strlen(dir);
+		n += (size_t)snprintf(dir + n, sizeof dir - n, "/%d", i);
+		for (int k = 0; k < 20; k++)
+			n += (size_t)snprintf(dir + n, sizeof dir - n, "\xc3\xa4'\xc3\xb6 "); /* ä'ö and a space */
+	}
+	snprintf(file, sizeof file, "%s/f i'l\xc3\xa9.txt", dir);
+	assert_true(strlen(file) > 700);
+	snprintf(url, sizeof url, "/runners/%s/files", id);
+	snprintf(body, 64 * 1300, "{\"copy\":[{\"path\":\"%s\",\"content\":\"bG9uZw==\"}]}", file);
+	assert_int_equal(call_big("PATCH", url, body, &r), 204);
+	h_resp_free(&r);
+	qenc(dir, q, sizeof q);
+	snprintf(url, sizeof url, "/runners/%s/files?recursive=false&path=%s", id, q);
+	if (call_big("GET", url, NULL, &r) != 200)
+		fail_msg("listing a %zu-byte directory: %ld %s", strlen(dir), r.status, r.body ? r.body : "");
+	assert_non_null(strstr(r.body, "f i'l\xc3\xa9.txt\",\"entryType\":\"-\",\"size\":4,"));
+	h_resp_free(&r);
+	qenc(file, q, sizeof q);
+	snprintf(url, sizeof url, "/runners/%s/files/raw?path=%s", id, q);
+	assert_int_equal(call_big("GET", url, NULL, &r), 200);
+	assert_int_equal(r.len, 4);
+	assert_memory_equal(r.body, "long", 4);
+	h_resp_free(&r);
+	/* a delete list of 40 such paths, the file among them */
+	size_t n = (size_t)snprintf(body, 64 * 1300, "{\"delete\":[\"%s\"", file);
+	for (int i = 0; i < 39; i++)
+		n += (size_t)snprintf(body + n, 64 * 1300 - n, ",\"%s/gone %d\"", dir, i);
+	snprintf(body + n, 64 * 1300 - n, "]}");
+	snprintf(url, sizeof url, "/runners/%s/files", id);
+	assert_int_equal(call_big("PATCH", url, body, &r), 204);
+	h_resp_free(&r);
+	qenc(file, q, sizeof q);
+	snprintf(url, sizeof url, "/runners/%s/files/raw?path=%s", id, q);
+	assert_int_equal(call_big("GET", url, NULL, &r), 424);
+	h_resp_free(&r);
+	free(body);
+}
+
 static void test_20_mib_round_trip_is_byte_exact(void **state)
 {
 	(void)state;
@@ -576,6 +648,7 @@ int main(void)
 		cmocka_unit_test(test_listing),
 		cmocka_unit_test(test_listing_of_many_files_keeps_the_worker_small),
 		cmocka_unit_test(test_download_edges),
+		cmocka_unit_test(test_long_escaped_paths_are_listed_read_and_deleted),
 		cmocka_unit_test(test_20_mib_round_trip_is_byte_exact),
 		cmocka_unit_test(test_200_concurrent_claims_are_distinct),
 		cmocka_unit_test(test_killed_workers_lose_no_runner),

@@ -1,13 +1,19 @@
 /* nomad parsers against Nomad's recorded shapes (tests/fixtures/nomad, copied from the contract
- * samples): allocations, job lists, the event stream split at every byte, naming rules. */
+ * samples): allocations, job lists, the event stream split at every byte, naming rules; and the
+ * headers of the client's requests, as a loopback listener of this test receives them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "nomad.h"
 #include "nomad_events.h"
@@ -148,6 +154,16 @@ static void test_event_stream_whole_and_split_everywhere(void **state)
 	nomad_event_parser_free(p);
 	assert_int_equal(b.events, 21);
 
+	/* a resumed stream skips the batches handled before it, both of an index shared by two */
+	struct seen r = {0};
+	long long lr = 2012;
+	p = nomad_event_parser_new(on_event, &r);
+	nomad_event_parser_seen_before(p, 2012);
+	assert_int_equal(nomad_event_parser_feed(p, text, len, &lr, &stop, &e), 11);
+	nomad_event_parser_free(p);
+	assert_int_equal(r.dereg, 1);
+	assert_int_equal(lr, 2045);
+
 	/* the callback can stop the stream */
 	struct seen c = {.stop = 3};
 	long long lc = 0;
@@ -201,6 +217,103 @@ static void test_event_stream_split_after_a_bare_value_loses_nothing(void **stat
 	nomad_event_parser_free(p);
 }
 
+/* ---- the requests' headers ---- */
+
+#define HEADERS_MAX 8
+
+/* Accepts n connections on loopback, keeps each request's head and answers a registration. */
+struct listener {
+	int fd, port, n;
+	char heads[HEADERS_MAX][4096];
+	pthread_t th;
+};
+
+static void *listen_run(void *arg)
+{
+	struct listener *l = arg;
+	static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+				   "Content-Length: 59\r\n\r\n"
+				   "{\"EvalID\":\"00000000-0000-4000-8000-000000000000\",\"Index\":1}";
+	for (int i = 0; i < l->n && i < HEADERS_MAX; i++) {
+		int c = accept(l->fd, NULL, NULL);
+		if (c < 0)
+			break;
+		size_t got = 0;
+		char *end = NULL;
+		while (!end && got < sizeof l->heads[i] - 1) {
+			ssize_t r = recv(c, l->heads[i] + got, sizeof l->heads[i] - 1 - got, 0);
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+			l->heads[i][got] = '\0';
+			end = strstr(l->heads[i], "\r\n\r\n");
+		}
+		if (end)
+			end[2] = '\0';
+		/* the body follows; it is not looked at */
+		if (send(c, resp, sizeof resp - 1, MSG_NOSIGNAL) < 0)
+			perror("send");
+		shutdown(c, SHUT_WR);
+		char sink[4096];
+		while (recv(c, sink, sizeof sink, 0) > 0)
+			;
+		close(c);
+	}
+	return NULL;
+}
+
+static void listen_start(struct listener *l, int n)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof a;
+	memset(l, 0, sizeof *l);
+	l->n = n;
+	l->fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(l->fd >= 0);
+	assert_int_equal(bind(l->fd, (struct sockaddr *)&a, sizeof a), 0);
+	assert_int_equal(listen(l->fd, 16), 0);
+	assert_int_equal(getsockname(l->fd, (struct sockaddr *)&a, &len), 0);
+	l->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&l->th, NULL, listen_run, l), 0);
+}
+
+static int has_header(const char *head, const char *line)
+{
+	for (const char *p = strstr(head, "\r\n"); p; p = strstr(p + 2, "\r\n"))
+		if (strncasecmp(p + 2, line, strlen(line)) == 0 && p[2 + strlen(line)] == '\r')
+			return 1;
+	return 0;
+}
+
+/* Job bodies are JSON and say so: curl's default label for a POST body is a form's. */
+static void test_job_bodies_are_labelled_json(void **state)
+{
+	(void)state;
+	struct listener l;
+	struct perr e;
+	listen_start(&l, 3);
+	struct nomad_endpoint ep = {.port = l.port};
+	snprintf(ep.host, sizeof ep.host, "127.0.0.1");
+	snprintf(ep.namespace, sizeof ep.namespace, "default");
+	struct nomad *n = nomad_open(&ep);
+	assert_non_null(n);
+	json_object *job = json_tokener_parse("{\"ID\":\"10-x\",\"Name\":\"10-x\"}");
+	char eval[64];
+	assert_int_equal(nomad_job_register(n, job, eval, &e), 0);
+	json_object *jobs[2] = {job, job};
+	int results[2] = {-1, -1};
+	assert_int_equal(nomad_jobs_register(n, jobs, 2, 2, results, &e), 0);
+	json_object_put(job);
+	nomad_close(n);
+	pthread_join(l.th, NULL);
+	close(l.fd);
+	for (int i = 0; i < 3; i++) {
+		if (!has_header(l.heads[i], "Content-Type: application/json"))
+			fail_msg("request %d without a JSON content type:\n%s", i, l.heads[i]);
+		assert_false(strstr(l.heads[i], "x-www-form-urlencoded"));
+	}
+}
+
 static void test_naming(void **state)
 {
 	(void)state;
@@ -236,6 +349,7 @@ int main(void)
 		cmocka_unit_test(test_event_stream_garbage_ends_it),
 		cmocka_unit_test(test_event_stream_split_after_a_bare_value_loses_nothing),
 		cmocka_unit_test(test_naming),
+		cmocka_unit_test(test_job_bodies_are_labelled_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
