@@ -514,12 +514,16 @@ static void test_event_stream_cut_mid_line(void **state)
 #define CLOSE_BOUND_MS 5000
 #define LOOP_CMD       "echo started; while :; do echo tick; sleep 0.2; done"
 /* Counts the processes of LOOP_CMD in a runner (its own command line spells the marker "ti""ck", so
- * it does not count itself) and all its processes, and lists /tmp; JSON-escaped. A runner at rest
- * runs 2 (bwrap and the task's sleep); the scan adds 2 (its bash and the cat of its stderr session). */
+ * it does not count itself) and all its processes, and lists /tmp; JSON-escaped. A loop's child
+ * between its fork and the exec of `sleep` still carries the loop's command line: a process whose
+ * parent carries the marker too is that child, not another loop. A runner at rest runs 2 (bwrap
+ * and the task's sleep); the scan adds 2 (its bash and the cat of its stderr session). */
 #define SCAN_CMD                                                                                             \
 	"n=0; m=0; for p in /proc/[1-9]*; do mapfile -d \\\"\\\" -t a < $p/cmdline 2>/dev/null || "          \
 	"continue; "                                                                                         \
-	"m=$((m+1)); case \\\"${a[*]}\\\" in *ti\\\"\\\"ck*) n=$((n+1));; esac; done; "                      \
+	"m=$((m+1)); case \\\"${a[*]}\\\" in *ti\\\"\\\"ck*) read -r _ _ _ pp _ < $p/stat 2>/dev/null; "     \
+	"mapfile -d \\\"\\\" -t b < /proc/$pp/cmdline 2>/dev/null; case \\\"${b[*]}\\\" in *ti\\\"\\\"ck*) ;; "  \
+	"*) n=$((n+1));; esac;; esac; done; "                                                                \
 	"echo left=$n procs=$m; ls -A /tmp"
 
 static int tcp_closes, close_frames; /* how the clients of the last round saw their end */
