@@ -640,20 +640,30 @@ static void test_programs_start_with_default_signals(void **state)
 	 * which reaps orphans with SIGCHLD blocked, as a container's init may */
 	const char *cmd = "[\"/bin/sh\",\"-c\",\"for s in /proc/[0-9]*/status; do grep -q "
 			  "'^Name:.bwrap' $s || grep -h -e SigIgn -e SigBlk $s; done | sort | uniq -c\"]";
+	/* A process caught between a fork and its exec (glibc blocks every signal there) may show
+	 * up in one scan; a program that starts with a wrong disposition or mask shows in every
+	 * scan. So: three scans at most, one clean scan passes. */
 	for (int tty = 0; tty <= 1; tty++) {
-		assert_int_equal(h_nomad_exec(&n, alloc, cmd, tty, NULL, 0, &x), 0);
-		assert_int_equal(x.exit_code, 0);
-		/* SigIgn lines must all be zero, SigBlk lines too */
-		const char *p = x.out;
-		int lines = 0;
-		while ((p = strstr(p, "Sig")) != NULL) {
-			if (strncmp(p, "SigIgn:\t0000000000000000", 24) != 0 && strncmp(p, "SigBlk:\t0000000000000000", 24) != 0)
-				fail_msg("tty %d: a process starts with signals ignored or blocked:\n%s", tty, x.out);
-			p += 3;
-			lines++;
+		char last[2048] = "";
+		int clean = 0;
+		for (int attempt = 0; attempt < 3 && !clean; attempt++) {
+			assert_int_equal(h_nomad_exec(&n, alloc, cmd, tty, NULL, 0, &x), 0);
+			assert_int_equal(x.exit_code, 0);
+			/* SigIgn lines must all be zero, SigBlk lines too: one line each after uniq */
+			const char *p = x.out;
+			int lines = 0, bad = 0;
+			while ((p = strstr(p, "Sig")) != NULL) {
+				bad |= strncmp(p, "SigIgn:\t0000000000000000", 24) != 0 &&
+				       strncmp(p, "SigBlk:\t0000000000000000", 24) != 0;
+				p += 3;
+				lines++;
+			}
+			clean = !bad && lines == 2;
+			snprintf(last, sizeof last, "%s", x.out);
+			h_exec_free(&x);
 		}
-		assert_int_equal(lines, 2); /* one line each after uniq: every process agrees */
-		h_exec_free(&x);
+		if (!clean)
+			fail_msg("tty %d: a process starts with signals ignored or blocked:\n%s", tty, last);
 	}
 	h_nomad_stop(&n);
 	h_nomad_cleanup(&n);
