@@ -80,7 +80,7 @@ static void expand(const char *path, char *out, size_t cap)
 
 static int check(struct h_stack *s, const struct row *row, const char *const *headers)
 {
-	char path[2048], url[2304];
+	char path[8192], url[8448]; /* room for the longest row (a 4500-byte query value) */
 	struct h_resp r;
 	expand(row->path, path, sizeof path);
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1%s", s->port, path);
