@@ -118,8 +118,18 @@ integration: all $(INTEG_BIN)
 
 test: deps
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory $(O)/tools/promtool || echo "promtool: not fetched; the alerting rules will not be checked"
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+
+# promtool checks deploy/prometheus/ in make test. It is unpacked from Debian's prometheus package
+# (downloaded, not installed: no daemon comes with it); the apt lists are refreshed only if needed.
+$(O)/tools/promtool:
+	@mkdir -p $(@D)/prometheus-deb
+	@cd $(@D)/prometheus-deb && rm -f prometheus_*.deb && \
+	 { apt-get download -qq prometheus 2>/dev/null || { apt-get update -qq && apt-get download -qq prometheus 2>/dev/null; }; } && \
+	 dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x -O ./usr/bin/promtool > ../promtool.tmp && \
+	 chmod 0755 ../promtool.tmp && mv ../promtool.tmp ../promtool && rm -f prometheus_*.deb
 
 asan: deps
 	@POSEIDON_TEST_VALGRIND=0 $(MAKE) --no-print-directory O=build/asan SAN=1 unit integration

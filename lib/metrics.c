@@ -47,6 +47,12 @@ static const char *const outcomes[] = {"outcome=\"client_close\"", "outcome=\"er
 static const char *const directions[] = {"direction=\"download\"", "direction=\"upload\"", NULL};
 static const char *const kinds[] = {"kind=\"internal\"", "kind=\"overload\"", "kind=\"unreachable\"", NULL};
 static const char *const nolabels[] = {"", NULL};
+static const char *const refill_events[] = {"event=\"adopted\"",   "event=\"created\"",
+                                            "event=\"destroyed\"", "event=\"orphan_purged\"",
+                                            "event=\"purged\"",    "event=\"ready\"",
+                                            "event=\"reaped\"",    "event=\"register_failed\"",
+                                            NULL};
+static const char *const results[] = {"result=\"failed\"", "result=\"ok\"", NULL};
 
 enum {
 	F_ENVS,
@@ -62,6 +68,10 @@ enum {
 	F_NOMAD_ERRORS,
 	F_RECONNECTS,
 	F_PLACEMENT,
+	F_REDIS_ERRORS,
+	F_REFILL_PASSES,
+	F_REFILL_RUNNERS,
+	F_RECONCILES,
 	F_COUNT
 };
 
@@ -100,6 +110,17 @@ static const struct family families[F_COUNT] = {
     [F_PLACEMENT] = {"poseidon_nomad_placement_failures_total", T_COUNTER,
                      "Evaluations of an environment's jobs that Nomad could not place (FailedTGAllocs).", NULL,
                      0, NULL},
+    [F_REDIS_ERRORS] = {"poseidon_redis_errors_total", T_COUNTER,
+                        "Redis commands that failed: no connection, connection lost, or an error reply.", NULL, 0,
+                        nolabels},
+    [F_REFILL_PASSES] = {"poseidon_refill_passes_total", T_COUNTER,
+                         "Refill passes of the leading poseidon-refill (flat: no daemon leads).", NULL, 0, nolabels},
+    [F_REFILL_RUNNERS] = {"poseidon_refill_runner_events_total", T_COUNTER,
+                          "What poseidon-refill did to runners: created, ready, destroyed, reaped, purged, adopted, "
+                          "orphan_purged, register_failed.",
+                          NULL, 0, refill_events},
+    [F_RECONCILES] = {"poseidon_refill_reconciles_total", T_COUNTER,
+                      "Reconcile passes of poseidon-refill against Nomad, by result.", NULL, 0, results},
 };
 
 /* ---- a growing string ---------------------------------------------------------------------- */
@@ -375,6 +396,43 @@ void metrics_placement_failure(long long env)
 	env_label(labels, sizeof labels, env);
 	pthread_mutex_lock(&batch_mu);
 	count_locked(F_PLACEMENT, labels, 1);
+	pthread_mutex_unlock(&batch_mu);
+}
+
+void metrics_redis_error(void)
+{
+	pthread_mutex_lock(&batch_mu);
+	count_locked(F_REDIS_ERRORS, "", 1);
+	pthread_mutex_unlock(&batch_mu);
+}
+
+void metrics_refill_pass(void)
+{
+	pthread_mutex_lock(&batch_mu);
+	count_locked(F_REFILL_PASSES, "", 1);
+	pthread_mutex_unlock(&batch_mu);
+}
+
+void metrics_refill_runners(const char *event, long long n)
+{
+	char labels[64];
+	if (n <= 0)
+		return;
+	for (const char *const *k = refill_events; *k; k++) {
+		snprintf(labels, sizeof labels, "event=\"%s\"", event);
+		if (strcmp(labels, *k) == 0) {
+			pthread_mutex_lock(&batch_mu);
+			count_locked(F_REFILL_RUNNERS, *k, n);
+			pthread_mutex_unlock(&batch_mu);
+			return;
+		}
+	}
+}
+
+void metrics_reconcile(int ok)
+{
+	pthread_mutex_lock(&batch_mu);
+	count_locked(F_RECONCILES, ok ? results[1] : results[0], 1);
 	pthread_mutex_unlock(&batch_mu);
 }
 

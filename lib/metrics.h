@@ -53,6 +53,14 @@ void metrics_nomad_error(enum perr_kind kind);
 void metrics_event_stream_reconnect(void);
 /* Nomad could not place a job of environment env (an evaluation with FailedTGAllocs). */
 void metrics_placement_failure(long long env);
+/* A Redis command failed (lib/store). */
+void metrics_redis_error(void);
+/* poseidon-refill: the leader ran a refill pass; n runners went through event (created, ready,
+ * destroyed, reaped, purged, adopted, orphan_purged, register_failed; others are ignored); a
+ * reconcile pass ended, ok or not. */
+void metrics_refill_pass(void);
+void metrics_refill_runners(const char *event, long long n);
+void metrics_reconcile(int ok);
 
 /* For poseidon-wsgate: one execution ended. outcome is "exit" (the program exited, whatever its
  * code), "timeout" (timeLimit hit), "error" (the terminal error message), or "client_close" (the

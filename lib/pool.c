@@ -47,8 +47,24 @@ struct pool {
 	char **purge;
 	size_t npurge, cap;
 	struct pool_counters c;
-	long long started_ns; /* wall clock, as Nomad's ModifyTime */
+	struct pool_counters reported; /* what the metrics have of c */
+	long long started_ns;          /* wall clock, as Nomad's ModifyTime */
 };
+
+/* Adds what the counters gained since the last call to the metrics. */
+static void report(struct pool *p)
+{
+	struct pool_counters *c = &p->c, *r = &p->reported;
+	metrics_refill_runners("created", c->created - r->created);
+	metrics_refill_runners("ready", c->ready - r->ready);
+	metrics_refill_runners("destroyed", c->destroyed - r->destroyed);
+	metrics_refill_runners("reaped", c->reaped - r->reaped);
+	metrics_refill_runners("purged", c->purged - r->purged);
+	metrics_refill_runners("adopted", c->adopted - r->adopted);
+	metrics_refill_runners("orphan_purged", c->orphans - r->orphans);
+	metrics_refill_runners("register_failed", c->register_failures - r->register_failures);
+	*r = *c;
+}
 
 struct pool *pool_new(const struct config *c, struct perr *e)
 {
@@ -382,6 +398,8 @@ int pool_tick(struct pool *p, struct perr *e)
 		rc = -1, *e = one;
 	if (flush_purges(p, &one) < 0)
 		rc = -1, *e = one;
+	metrics_refill_pass();
+	report(p);
 	return rc;
 }
 
@@ -496,6 +514,7 @@ int pool_on_event(void *ud, const struct nomad_event *ev)
 	}
 	if (p->npurge && flush_purges(p, &e) < 0)
 		log_debug("purge after event failed", "error", e.msg);
+	report(p);
 	return 0;
 }
 
@@ -712,5 +731,7 @@ out:
 	free(s.jobs);
 	free(s.allocs);
 	free(envs);
+	metrics_reconcile(rc == 0);
+	report(p);
 	return rc;
 }

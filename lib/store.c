@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define KEY_MAX 256
 #define LOADING_WAIT_MS 20
@@ -288,10 +289,13 @@ static redisReply *cmd(struct store *s, int idempotent, struct perr *e, int argc
 {
 	int loading_waits = 0;
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (!s->c && connect_(s, e) < 0)
+		if (!s->c && connect_(s, e) < 0) {
+			metrics_redis_error();
 			return NULL;
+		}
 		redisReply *r = redisCommandArgv(s->c, argc, argv, lens);
 		if (!r) {
+			metrics_redis_error();
 			perr_set(e, PERR_STORE, "redis %s:%d: %s", s->host, s->port,
 				 s->c->errstr[0] ? s->c->errstr : "connection lost");
 			drop(s);
@@ -311,6 +315,7 @@ static redisReply *cmd(struct store *s, int idempotent, struct perr *e, int argc
 			continue;
 		}
 		if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) != 0) {
+			metrics_redis_error();
 			perr_set(e, PERR_STORE, "redis: %s", r->str);
 			freeReplyObject(r);
 			return NULL;
@@ -1130,8 +1135,10 @@ int store_metrics_incr(struct store *s, const char *const *fields, const char *c
 	if (n == 0)
 		return 0;
 	key(s, k, "metrics", NULL);
-	if (!s->c && connect_(s, e) < 0)
+	if (!s->c && connect_(s, e) < 0) {
+		metrics_redis_error();
 		return -1;
+	}
 	const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
 	int ok = redisAppendCommandArgv(s->c, 1, multi, NULL) == REDIS_OK;
 	for (size_t i = 0; i < n && ok; i++) {
@@ -1144,6 +1151,7 @@ int store_metrics_incr(struct store *s, const char *const *fields, const char *c
 	for (size_t i = 0; ok && i < n + 2; i++) {
 		redisReply *r = NULL;
 		if (redisGetReply(s->c, (void **)&r) != REDIS_OK || !r) {
+			metrics_redis_error();
 			perr_set(e, PERR_STORE, "redis %s:%d: %s", s->host, s->port,
 				 s->c->errstr[0] ? s->c->errstr : "connection lost");
 			drop(s);

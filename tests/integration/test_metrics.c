@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
+#include <json-c/json.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -585,6 +586,139 @@ static void test_event_stream_reconnects_are_counted(void **state)
 	assert_true(v > before);
 }
 
+/* What the refill daemon did shows: its passes, the runners it created and made ready, its
+ * reconciles. */
+static void test_refill_activity_is_counted(void **state)
+{
+	(void)state;
+	double passes = value_a("poseidon_refill_passes_total");
+	assert_true(value_a("poseidon_refill_runner_events_total{event=\"created\"}") >= 3); /* ENV's pool */
+	assert_true(value_a("poseidon_refill_runner_events_total{event=\"ready\"}") >= 3);
+	assert_true(value_a("poseidon_refill_runner_events_total{event=\"adopted\"}") == 0); /* shown at 0 */
+	double v = passes;
+	for (int i = 0; i < 50 && v <= passes; i++) {
+		h_sleep_ms(100);
+		v = value_a("poseidon_refill_passes_total");
+	}
+	assert_true(v > passes);
+	double ok = -1;
+	for (int i = 0; i < 100 && (ok = value_a("poseidon_refill_reconciles_total{result=\"ok\"}")) < 1; i++)
+		h_sleep_ms(100);
+	assert_true(ok >= 1);
+}
+
+/* A Redis command that fails is counted: a store pointed at a port where nothing listens fails,
+ * and the count reaches /metrics through the real Redis. */
+static void test_redis_errors_are_counted(void **state)
+{
+	(void)state;
+	double before = value_a("poseidon_redis_errors_total");
+	struct config c;
+	struct perr e;
+	long long now;
+	h_stack_config(&st, &c);
+	c.redis.port = h_free_port();
+	struct store *dead = store_open(&c);
+	assert_non_null(dead);
+	assert_int_equal(store_time_ms(dead, &now, &e), -1);
+	store_close(dead);
+	assert_int_equal(metrics_flush(store, &e), 0);
+	assert_settles_at("poseidon_redis_errors_total", before + 1);
+}
+
+/* The metric names a file queries: every poseidon_* token, histogram suffixes taken off. */
+static int names_in(const char *path, char names[][96], int max)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		fail_msg("%s: cannot open", path);
+	int n = 0;
+	assert_true(getdelim(&text, &len, '\0', f) > 0);
+	fclose(f);
+	for (const char *p = strstr(text, "poseidon_"); p && n < max; p = strstr(p, "poseidon_")) {
+		size_t k = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+		char name[96];
+		snprintf(name, sizeof name, "%.*s", (int)k, p);
+		static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
+		for (size_t s = 0; s < 3; s++) {
+			size_t sl = strlen(suffixes[s]), nl = strlen(name);
+			if (nl > sl && strcmp(name + nl - sl, suffixes[s]) == 0)
+				name[nl - sl] = '\0';
+		}
+		int seen = 0;
+		for (int i = 0; i < n; i++)
+			seen |= strcmp(names[i], name) == 0;
+		if (!seen)
+			snprintf(names[n++], 96, "%s", name);
+		p += k;
+	}
+	free(text);
+	return n;
+}
+
+/* The Grafana dashboard and the alerting rules query only metrics that exist in /metrics, and
+ * the dashboard shows every family there is; promtool (from Debian's prometheus package) accepts
+ * the rules and their unit tests. */
+static void test_dashboard_and_rules_query_metrics_that_exist(void **state)
+{
+	(void)state;
+	char dash[1024], rules[1024], rtests[1024], names[64][96], cmd[4096];
+	snprintf(dash, sizeof dash, "%s/deploy/grafana/poseidon.json", h_src_dir());
+	snprintf(rules, sizeof rules, "%s/deploy/prometheus/poseidon-rules.yml", h_src_dir());
+	snprintf(rtests, sizeof rtests, "%s/deploy/prometheus/poseidon-rules.test.yml", h_src_dir());
+	json_object *d = json_object_from_file(dash);
+	if (!d)
+		fail_msg("%s is not JSON", dash);
+	json_object *panels;
+	assert_true(json_object_object_get_ex(d, "panels", &panels) && json_object_array_length(panels) >= 10);
+	json_object_put(d);
+	char *text = scrape(url_a, 1);
+	int missing = 0;
+	const char *files[] = {dash, rules};
+	for (int f = 0; f < 2; f++) {
+		int n = names_in(files[f], names, 64);
+		assert_true(n >= (f == 0 ? 10 : 4));
+		for (int i = 0; i < n; i++) {
+			char type[160];
+			snprintf(type, sizeof type, "# TYPE %s ", names[i]);
+			if (!strstr(text, type)) {
+				fprintf(stderr, "%s queries %s, which /metrics does not have\n", files[f], names[i]);
+				missing++;
+			}
+		}
+	}
+	/* and the dashboard shows every family */
+	int n = names_in(dash, names, 64);
+	for (const char *p = strstr(text, "# TYPE "); p; p = strstr(p + 1, "# TYPE ")) {
+		char fam[96];
+		int shown = 0;
+		if (sscanf(p, "# TYPE %95s", fam) != 1)
+			continue;
+		for (int i = 0; i < n; i++)
+			shown |= strcmp(names[i], fam) == 0;
+		if (!shown) {
+			fprintf(stderr, "the dashboard does not show %s\n", fam);
+			missing++;
+		}
+	}
+	free(text);
+	assert_int_equal(missing, 0);
+
+	char promtool[1200];
+	snprintf(promtool, sizeof promtool, "%s/../tools/promtool", h_bin_dir());
+	if (access(promtool, X_OK) != 0)
+		snprintf(promtool, sizeof promtool, "promtool");
+	snprintf(cmd, sizeof cmd, "command -v %s >/dev/null", promtool);
+	if (system(cmd) != 0) {
+		printf("promtool not available (make fetches it from Debian's prometheus package): rules not checked\n");
+		skip();
+	}
+	snprintf(cmd, sizeof cmd, "%s check rules %s && %s test rules %s", promtool, rules, promtool, rtests);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -599,6 +733,9 @@ int main(void)
 	    cmocka_unit_test(test_histograms_are_cumulative_and_consistent),
 	    cmocka_unit_test(test_refill_pushes_line_protocol_to_influxdb),
 	    cmocka_unit_test(test_event_stream_reconnects_are_counted),
+	    cmocka_unit_test(test_refill_activity_is_counted),
+	    cmocka_unit_test(test_redis_errors_are_counted),
+	    cmocka_unit_test(test_dashboard_and_rules_query_metrics_that_exist),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
