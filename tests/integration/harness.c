@@ -3,6 +3,7 @@
  * stops what it spawned (lighttpd's FastCGI workers, multiwatch's workers, nginx's and Apache's
  * own worker processes). */
 #include "harness.h"
+#include "contract.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -949,6 +950,7 @@ int h_http(struct h_resp *r, const char *method, const char *url, const char *bo
 		fprintf(stderr, "harness: %s %s: %s\n", method, url, curl_easy_strerror(rc));
 		return -1;
 	}
+	contract_http(method, url, r->status, r->headers, r->body, r->len);
 	return 0;
 }
 
