@@ -4,7 +4,7 @@
 #   make test       install missing Debian packages, build, run unit and integration tests
 #   make run        install, build, start Redis (unless one answers), the daemons and lighttpd on :7200
 #   make asan       build under ASan+UBSan into build/asan and run the tests there
-#   make unit | integration | valgrind | bench | format | clean     (V=1 shows commands)
+#   make unit | integration | contract-check | valgrind | bench | format | clean     (V=1 shows commands)
 #
 # Every directory app/<name>/ is one program; every lib/*.c goes into the static library.
 
@@ -41,7 +41,7 @@ INTEG_LIB := $(filter-out $(INTEG_SRC),$(wildcard tests/integration/*.c))
 BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(O)/tests/bench/%)
 
-.PHONY: all deps test unit integration run asan valgrind bench docs format clean test-fault FORCE
+.PHONY: all deps test unit integration contract-check run asan valgrind bench docs format clean test-fault FORCE
 .DELETE_ON_ERROR:
 # Object files are intermediates of the pattern rules; keep them, or every make recompiles.
 .SECONDARY:
@@ -111,10 +111,31 @@ TEST_ENV = POSEIDON_BIN_DIR=$(abspath $(O)/bin) POSEIDON_SRC_DIR=$(CURDIR)
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $(TEST_ENV) $$t; done
 
-integration: all $(INTEG_BIN)
+# The API contract (docs/development.md): every test binary appends what the API front and the
+# gateway answered to CONTRACT_LOG; after the last one, tests/contract/validate.mjs checks every
+# response against api/openapi.yaml and every WebSocket message against api/websocket.schema.json.
+# Its npm packages are pinned in tests/contract/package-lock.json (npm ci uses the local cache first).
+CONTRACT_LOG = $(abspath $(O))/contract/traffic.jsonl
+CONTRACT_NPM = tests/contract/node_modules/.package-lock.json
+
+$(CONTRACT_NPM): tests/contract/package.json tests/contract/package-lock.json
+	@cd tests/contract && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# The documents against their meta-schemas, and the validator's self-test (it must reject a
+# message with an extra key, an undocumented status, ...): a second, no services needed.
+contract-check: $(CONTRACT_NPM)
+	@node tests/contract/validate.mjs --self-test
+
+integration: all $(INTEG_BIN) $(CONTRACT_NPM)
+	@node tests/contract/validate.mjs --self-test
+	@mkdir -p $(dir $(CONTRACT_LOG)) && rm -f $(CONTRACT_LOG)
 	@set -e; for t in $(INTEG_BIN); do echo "== $$t"; s=$$(date +%s); \
-		$(TEST_ENV) timeout -k 10 $(TEST_TIMEOUT) $$t || { rc=$$?; [ $$rc = 124 ] && echo "== $$t: still running after $(TEST_TIMEOUT) s"; exit $$rc; }; \
+		$(TEST_ENV) POSEIDON_CONTRACT_LOG=$(CONTRACT_LOG) timeout -k 10 $(TEST_TIMEOUT) $$t || { rc=$$?; [ $$rc = 124 ] && echo "== $$t: still running after $(TEST_TIMEOUT) s"; exit $$rc; }; \
 		echo "== $$t: $$(( $$(date +%s) - s )) s"; done
+	@echo "== contract: $(CONTRACT_LOG)"; s=$$(date +%s); \
+		node tests/contract/validate.mjs $(CONTRACT_LOG); \
+		echo "== contract: $$(( $$(date +%s) - s )) s"
 
 test: deps
 	@$(MAKE) --no-print-directory all
