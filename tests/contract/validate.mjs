@@ -128,20 +128,25 @@ function mediaType(ct) {
 
 // Checks one recorded HTTP exchange; returns null or the reason it fails.
 function checkHttp(ctx, rec) {
-	const { doc, ajv, routes } = ctx;
 	const body = Buffer.from(rec.body64 ?? "", "base64");
 	const path = requestPath(rec.path);
+	const unrouted = ctx.doc["x-poseidon-unrouted"];
+	const why = checkRouted(ctx, rec, body, path);
+	if (why === null || !unrouted.frontRefusals.statuses.includes(rec.status)) return why;
+	// else it may have been refused by the web server before any routing (alike for every path)
+	const base = ["x-poseidon-unrouted", "frontRefusals"];
+	const front = checkBody(ctx, rec, body, unrouted.frontRefusals, base, `the front's ${rec.status}`);
+	return front === null ? null : `${why}; nor is it ${front}`;
+}
+
+function checkRouted(ctx, rec, body, path) {
+	const { doc, routes } = ctx;
 	const unrouted = doc["x-poseidon-unrouted"];
 	const emptyRule = (rule, what) => {
 		if (rec.status !== rule.status) return `${what}: status ${rec.status}, the document says ${rule.status}`;
 		if (rule.body === "empty" && body.length) return `${what}: ${rec.status} with a body (${body.length} bytes)`;
 		return null;
 	};
-	if (unrouted.frontRefusals.statuses.includes(rec.status)) {
-		// refused by the web server before any routing (the same for every path)
-		const base = ["x-poseidon-unrouted", "frontRefusals"];
-		return checkBody(ctx, rec, body, unrouted.frontRefusals, base, `front's ${rec.status}`);
-	}
 	if (!path.startsWith(API_PREFIX)) return `not under ${API_PREFIX}`;
 	const rel = path.slice(API_PREFIX.length);
 	const route = routes.find((r) => r.re.test(rel));
@@ -249,6 +254,8 @@ function selfTest(ctx) {
 		[http("PUT", "/api/v1/execution-environments/1%00", 400, J, '{"message":"x"}'), true], // the front's
 		[http("PUT", "/api/v1/execution-environments/1%00", 400, "text/html", "<html>"), false],
 		[http("GET", "/api/v1/health", 431, J, '{"message":"x"}'), true],
+		[http("GET", "/api/v1/runners/0-a/websocket?executionID=e", 400, "text/plain; charset=utf-8", "Bad Request\n"), true],
+		[http("GET", "/api/v1/runners/0-a/websocket?executionID=e", 400, "text/plain; charset=utf-8", "Bad\n"), false],
 		[http("GET", "/api/v1/health", 500, "text/html", "<html>"), false],
 		[http("GET", "/api/v1/runners", 405, null, ""), true],
 		[http("GET", "/api/v1/runners", 404, null, ""), false],
