@@ -14,8 +14,9 @@
 
 #include "harness.h"
 
-/* A body longer than this is recorded cut (with "truncated":true): downloads of many MiB say
- * nothing more about the contract than their status and headers. */
+/* A body that is not JSON and longer than this is recorded cut (with "truncated":true):
+ * downloads of many MiB say nothing more about the contract than their status and headers.
+ * JSON bodies (a listing of 100 000 files among them) are always recorded whole, to be validated. */
 #define BODY_MAX (1u << 20)
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -131,8 +132,9 @@ void contract_http(const char *method, const char *path_or_url, long status, con
 	json_object_object_add(o, "path", json_object_new_string(path_of(path_or_url)));
 	json_object_object_add(o, "status", json_object_new_int64(status));
 	json_object_object_add(o, "contentType", ct[0] ? json_object_new_string(ct) : NULL);
-	add_base64(o, "body64", body, len > BODY_MAX ? BODY_MAX : len);
-	if (len > BODY_MAX)
+	size_t keep = strncasecmp(ct, "application/json", 16) == 0 || len <= BODY_MAX ? len : BODY_MAX;
+	add_base64(o, "body64", body, keep);
+	if (keep < len)
 		json_object_object_add(o, "truncated", json_object_new_boolean(1));
 	write_line(o);
 }

@@ -5,7 +5,8 @@
  * a wsclient connection upgraded on such a path receives, is appended to it as one JSON line:
  *   {"kind":"http","test":T,"method":M,"path":P,"status":S,"contentType":C|null,"body64":B[,"truncated":true]}
  *   {"kind":"ws","test":T,"path":P,"data64":B}
- * (T the test program, P the path with its query, B base64). The filter on /api/v1 keeps out the
+ * (T the test program, P the path with its query, B base64; a body that is not JSON is cut at
+ * 1 MiB and marked truncated). The filter on /api/v1 keeps out the
  * requests tests send to nomad-local (/v1/...) and to non-API paths (/, /status/, /metrics).
  * Each line is one write(2) on an O_APPEND descriptor, so threads and successive test programs
  * can share the file. Without the variable nothing is recorded and nothing costs. */
