@@ -18,6 +18,12 @@ for p in $PACKAGES; do
 		missing="$missing $p"
 	fi
 done
+# The API contract check of make integration (tests/contract) runs on Node.js with npm packages
+# pinned in tests/contract/package-lock.json; any nodejs that brings npm will do (Debian's nodejs
+# and npm, or a nodejs package that bundles npm, whose conflicts with Debian's npm are avoided).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	missing="$missing nodejs npm"
+fi
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -29,6 +29,8 @@ void api_dispatch(struct api *a, struct http_req *r);
 void h_health(struct api *a, struct http_req *r, const struct http_params *p);
 void h_version(struct api *a, struct http_req *r, const struct http_params *p);
 void h_statistics(struct api *a, struct http_req *r, const struct http_params *p);
+/* openapi.c: GET /api/v1/openapi.yaml, the embedded api/openapi.yaml. */
+void h_openapi(struct api *a, struct http_req *r, const struct http_params *p);
 /* GET /metrics and /api/v1/metrics: Prometheus text (lib/metrics). */
 void h_metrics(struct api *a, struct http_req *r, const struct http_params *p);
 

@@ -24,6 +24,7 @@ static const struct route {
 } routes[] = {
 	{"GET", "/api/v1/health", h_health, ROUTE_PUBLIC},
 	{"GET", "/api/v1/version", h_version, ROUTE_PUBLIC},
+	{"GET", "/api/v1/openapi.yaml", h_openapi, ROUTE_PUBLIC},
 	{"GET", "/api/v1/statistics/execution-environments", h_statistics, 0},
 	{"GET", "/api/v1/execution-environments", h_env_list, 0},
 	{"GET", "/api/v1/execution-environments/{id:int}", h_env_get, 0},

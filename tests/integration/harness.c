@@ -3,6 +3,7 @@
  * stops what it spawned (lighttpd's FastCGI workers, multiwatch's workers, nginx's and Apache's
  * own worker processes). */
 #include "harness.h"
+#include "contract.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -949,6 +950,7 @@ int h_http(struct h_resp *r, const char *method, const char *url, const char *bo
 		fprintf(stderr, "harness: %s %s: %s\n", method, url, curl_easy_strerror(rc));
 		return -1;
 	}
+	contract_http(method, url, r->status, r->headers, r->body, r->len);
 	return 0;
 }
 
@@ -957,6 +959,41 @@ void h_resp_free(struct h_resp *r)
 	free(r->body);
 	free(r->headers);
 	r->body = r->headers = NULL;
+}
+
+char *h_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *data = NULL;
+	size_t n = 0, cap = 0;
+	if (!f)
+		return NULL;
+	for (;;) {
+		if (n + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 65536;
+			char *p = realloc(data, cap);
+			if (!p) {
+				free(data);
+				fclose(f);
+				return NULL;
+			}
+			data = p;
+		}
+		size_t got = fread(data + n, 1, cap - n - 1, f);
+		n += got;
+		if (got == 0)
+			break;
+	}
+	int bad = ferror(f);
+	fclose(f);
+	if (bad) {
+		free(data);
+		return NULL;
+	}
+	data[n] = '\0';
+	if (len)
+		*len = n;
+	return data;
 }
 
 int h_header(const struct h_resp *r, const char *name, char *out, size_t cap)

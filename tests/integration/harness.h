@@ -152,6 +152,9 @@ long h_api(const struct h_stack *s, const char *method, const char *path, const 
 char *h_base64(const void *data, size_t len);
 /* Copies one file into the runner through PATCH /runners/<id>/files; returns the status. */
 long h_copy_file(const struct h_stack *s, const char *runner, const char *path, const void *data, size_t len);
+/* The whole file at path (malloc'd, NUL-terminated; its length in *len when not NULL), NULL when
+ * it cannot be read. */
+char *h_read_file(const char *path, size_t *len);
 /* Value of a response header (case-insensitive), copied into out; 1 if found. */
 int h_header(const struct h_resp *r, const char *name, char *out, size_t cap);
 

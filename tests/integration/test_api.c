@@ -126,6 +126,36 @@ static void test_version_is_a_json_string(void **state)
 	h_resp_free(&r);
 }
 
+/* r must be a 200 with Content-Type application/yaml whose body is api/openapi.yaml of the source
+ * tree byte for byte (the worker embeds the file at build time). */
+static void assert_openapi_document(const struct h_resp *r)
+{
+	char path[4096], ct[128] = "";
+	size_t n = 0;
+	snprintf(path, sizeof path, "%s/api/openapi.yaml", h_src_dir());
+	char *want = h_read_file(path, &n);
+	if (!want)
+		fail_msg("cannot read %s", path);
+	if (r->status != 200)
+		fail_msg("GET /api/v1/openapi.yaml: %ld %s", r->status, r->body);
+	if (!h_header(r, "Content-Type", ct, sizeof ct) || strcmp(ct, "application/yaml") != 0)
+		fail_msg("GET /api/v1/openapi.yaml: Content-Type '%s'", ct);
+	if (r->len != n || memcmp(r->body, want, n) != 0)
+		fail_msg("GET /api/v1/openapi.yaml: %zu bytes that are not the %zu of %s", r->len, n, path);
+	free(want);
+}
+
+/* The OpenAPI document is public like /health (the token is configured on locked) and exact. */
+static void test_openapi_document_is_public_and_exact(void **state)
+{
+	(void)state;
+	struct h_resp r;
+	req(&locked, &r, "GET", "/api/v1/openapi.yaml", NULL, NULL);
+	assert_openapi_document(&r);
+	h_resp_free(&r);
+	assert_int_equal(status_of(&locked, "POST", "/api/v1/openapi.yaml", "{}", NULL, 1), 405);
+}
+
 static void test_unknown_paths_are_404_empty_even_without_token(void **state)
 {
 	(void)state;
@@ -402,6 +432,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_health_is_204_without_token, flush),
 		cmocka_unit_test_setup(test_version_is_a_json_string, flush),
+		cmocka_unit_test_setup(test_openapi_document_is_public_and_exact, flush),
 		cmocka_unit_test_setup(test_unknown_paths_are_404_empty_even_without_token, flush),
 		cmocka_unit_test_setup(test_wrong_method_is_405_empty_before_auth, flush),
 		cmocka_unit_test_setup(test_token_is_required_on_protected_routes, flush),

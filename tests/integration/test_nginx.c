@@ -87,6 +87,25 @@ static void assert_json_message(const struct h_resp *r, const char *fragment)
 		fail_msg("not the JSON message \"%s\": %s", fragment ? fragment : "", r->body);
 }
 
+/* r must be a 200 with Content-Type application/yaml whose body is api/openapi.yaml of the source
+ * tree byte for byte (the worker embeds the file at build time). */
+static void assert_openapi_document(const struct h_resp *r)
+{
+	char path[4096], ct[128] = "";
+	size_t n = 0;
+	snprintf(path, sizeof path, "%s/api/openapi.yaml", h_src_dir());
+	char *want = h_read_file(path, &n);
+	if (!want)
+		fail_msg("cannot read %s", path);
+	if (r->status != 200)
+		fail_msg("GET /api/v1/openapi.yaml: %ld %s", r->status, r->body);
+	if (!h_header(r, "Content-Type", ct, sizeof ct) || strcmp(ct, "application/yaml") != 0)
+		fail_msg("GET /api/v1/openapi.yaml: Content-Type '%s'", ct);
+	if (r->len != n || memcmp(r->body, want, n) != 0)
+		fail_msg("GET /api/v1/openapi.yaml: %zu bytes that are not the %zu of %s", r->len, n, path);
+	free(want);
+}
+
 /* The value of "key":"value" in a flat JSON body, into out. */
 static void json_string(const char *body, const char *key, char *out, size_t cap)
 {
@@ -259,6 +278,10 @@ static void test_health_version_and_status_page(void **state)
 	assert_header(&r, "Content-Type", "application/json");
 	assert_true(r.len > 2 && r.body[0] == '"' && r.body[r.len - 1] == '"');
 	h_resp_free(&r);
+	/* the OpenAPI document: public, reaches the workers through this front, byte for byte */
+	req(&r, "GET", "/api/v1/openapi.yaml", NULL, -1, NULL);
+	assert_openapi_document(&r);
+	h_resp_free(&r);
 	/* everything but /status is the API's, with its empty 404 */
 	assert_int_equal(status_of("GET", "/", NULL, NULL, 1), 404);
 	assert_int_equal(status_of("GET", "/api/v1/nope", NULL, NULL, 1), 404);
@@ -274,6 +297,7 @@ static void test_health_version_and_status_page(void **state)
 	assert_int_equal(req(&r, "GET", "/status/", NULL, -1, NULL), 200);
 	assert_header(&r, "Content-Type", "text/html; charset=utf-8");
 	assert_non_null(strstr(r.body, "status.js"));
+	assert_non_null(strstr(r.body, "href=\"../api/v1/openapi.yaml\"")); /* the page links the document */
 	h_resp_free(&r);
 	assert_int_equal(req(&r, "GET", "/status/status.js", NULL, -1, NULL), 200);
 	assert_header(&r, "Content-Type", "text/javascript; charset=utf-8");

@@ -6,6 +6,8 @@
  * fragmented message, which bench_wsgate's throughput figure relies on. */
 #include "wsclient.h"
 
+#include "contract.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -83,6 +85,7 @@ void wsc_close(struct wsc *c)
 		close(c->fd);
 	free(c->buf);
 	free(c->msg);
+	free(c->cpath);
 	memset(c, 0, sizeof *c);
 	c->fd = -1;
 }
@@ -126,11 +129,23 @@ int wsc_request(struct wsc *c, const char *request, char *head, size_t head_cap,
 	size_t want = cl ? strtoul(cl + 17, NULL, 10) : 0;
 	if (head && head_cap)
 		snprintf(head, head_cap, "%s", h);
-	free(h);
 	c->off += hl;
 	if (status != 101)
 		while (c->len - c->off < want && fill(c, WAIT_MS) > 0)
 			;
+	/* the contract log (contract.h): the answer to a request line "METHOD /api/v1/... HTTP/1.x",
+	 * or, after an upgrade, the messages that follow */
+	char method[16], target[REQUEST];
+	if (sscanf(request, "%15s %8191s HTTP/1.", method, target) == 2 && contract_wanted(target)) {
+		if (status == 101) {
+			free(c->cpath);
+			c->cpath = strdup(target);
+		} else {
+			size_t have = c->len - c->off;
+			contract_http(method, target, status, h, c->buf + c->off, have < want ? have : want);
+		}
+	}
+	free(h);
 	if (body && body_cap) {
 		size_t have = status == 101 ? 0 : c->len - c->off;
 		size_t bl = have < body_cap - 1 ? have : body_cap - 1;
@@ -250,6 +265,8 @@ int wsc_next(struct wsc *c, int timeout_ms, int *op, const unsigned char **data,
 				*op = o;
 				*data = payload;
 				*n = (size_t)l;
+				if (o == WSC_TEXT && c->cpath)
+					contract_ws(c->cpath, payload, (size_t)l);
 				return 1;
 			}
 			if (o)
@@ -262,6 +279,8 @@ int wsc_next(struct wsc *c, int timeout_ms, int *op, const unsigned char **data,
 				*op = c->mop;
 				*data = c->msg;
 				*n = c->mlen;
+				if (c->mop == WSC_TEXT && c->cpath)
+					contract_ws(c->cpath, c->msg, c->mlen);
 				c->mop = 0;
 				c->mlen = 0;
 				return 1;

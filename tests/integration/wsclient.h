@@ -22,6 +22,7 @@ struct wsc {
 	unsigned char *msg; /* a fragmented message being joined */
 	size_t mlen, mcap;
 	int mop; /* its opcode; 0 when none is under way */
+	char *cpath; /* upgraded on this /api/v1 path while the contract log records (contract.h) */
 };
 
 /* Connects to 127.0.0.1:port (TCP_NODELAY). 0, or -1 with c closed (fd -1, nothing held). */
