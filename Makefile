@@ -9,6 +9,8 @@
 #   make install    programs, man pages, units, web server configs, status page, examples under
 #                   PREFIX (/usr/local); DESTDIR, bindir, sysconfdir, datadir, mandir, docdir,
 #                   systemdunitdir as GNU's conventions have them. make uninstall undoes it.
+#   make deb        poseidon_<version>_amd64.deb and nomad-local_<version>_amd64.deb in build/deb/
+#   make test-deb   builds them and checks their contents, control fields and lintian
 #
 # Every directory app/<name>/ is one program; every lib/*.c goes into the static library.
 
@@ -46,7 +48,7 @@ BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(O)/tests/bench/%)
 
 .PHONY: all deps test unit integration run asan valgrind bench docs format clean test-fault FORCE \
-	man install uninstall
+	man install uninstall deb test-deb
 .DELETE_ON_ERROR:
 # Object files are intermediates of the pattern rules; keep them, or every make recompiles.
 .SECONDARY:
@@ -207,6 +209,17 @@ install: all man
 
 uninstall:
 	@$(INSTALL_ENV) deploy/install.sh uninstall
+
+# The .debs (debian/), built with dpkg-buildpackage in a copy of the tree's tracked files under
+# $(O)/deb/, so the tree itself stays as it is; lintian checks them (errors fail the target).
+deb:
+	@deploy/install-deps.sh deb
+	@VERSION='$(VERSION)' deploy/build-deb.sh $(O)/deb
+
+# The packages' checks in tests/integration/test_install.c, which make test skips (building the
+# packages takes a few minutes).
+test-deb: deb all $(O)/tests/integration/test_install
+	$(TEST_ENV) POSEIDON_TEST_DEB_DIR=$(abspath $(O)/deb) $(O)/tests/integration/test_install
 
 # ---- fuzzing: make fuzz | fuzz-smoke ------------------------------------------------------------
 # libFuzzer targets tests/fuzz/fuzz_*.c, built with clang into $(O)/fuzz/ against lib/*.c compiled by
