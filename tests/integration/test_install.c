@@ -9,8 +9,9 @@
  * install to another prefix checks that every path in units, sites and man pages is rewritten
  * and that a changed configuration survives install and uninstall.
  *
- * The packages' checks run when POSEIDON_TEST_DEB_DIR names the directory make deb wrote
- * (make test-deb); make test skips them, since building the packages takes about a minute.
+ * The packages' checks, and their dpkg -i / dpkg -P in a throwaway root, run when
+ * POSEIDON_TEST_DEB_DIR names the directory make deb wrote (make test-deb); make test skips them,
+ * since building the packages takes about a minute.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -525,6 +526,70 @@ static void test_deb_packages_hold_what_they_should(void **state)
 			fail_msg("lintian: %s", l);
 }
 
+/* dpkg -i and dpkg -P of both packages in a throwaway root: an overlay of this machine's root
+ * file system in a mount namespace of its own, so that nothing of it reaches the machine (the
+ * namespace and its mounts end with the script). Needs root and overlayfs; skips without them. */
+static const char sandbox_script[] =
+    "set -eu\n"
+    "d=$1; shift\n"
+    "mount -t tmpfs tmpfs \"$d\" || exit 77\n"
+    "mkdir \"$d/u\" \"$d/w\" \"$d/m\"\n"
+    "mount -t overlay overlay -o lowerdir=/,upperdir=\"$d/u\",workdir=\"$d/w\" \"$d/m\" || exit 77\n"
+    "mount --bind /proc \"$d/m/proc\"\n"
+    "mount --bind /dev \"$d/m/dev\"\n"
+    "mkdir -p \"$d/m/tmp/debs\"\n"
+    "cp \"$@\" \"$d/m/tmp/debs/\"\n"
+    "exec chroot \"$d/m\" sh -c '\n"
+    "  echo \"== user: $(getent passwd poseidon | cut -d: -f1,6,7)\"\n"
+    "  dpkg -i /tmp/debs/*.deb >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; exit 1; }\n"
+    "  echo \"== user: $(getent passwd poseidon | cut -d: -f1,6,7)\"\n"
+    "  echo \"== conf: $(stat -c \"%U:%G %a\" /etc/poseidon/configuration.yaml /etc/poseidon/poseidon.env | tr \"\\n\" \" \")\"\n"
+    "  echo \"== enabled: $(find /etc/systemd/system -name \"poseidon*\" | wc -l)\"\n"
+    "  echo \"== version: $(poseidon-api -version) $(nomad-local -version)\"\n"
+    "  echo \"== port: $(poseidon-api -config-get redis.port)\"\n"
+    "  echo \"== man: $(man -w poseidon-refill)\"\n"
+    "  dpkg -P poseidon nomad-local >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; exit 1; }\n"
+    "  echo \"== left: $(ls -d /etc/poseidon /usr/share/poseidon /usr/bin/poseidon-api 2>/dev/null | wc -l)\"\n"
+    "  echo \"== overrides: $(dpkg-statoverride --list | grep -c poseidon || true)\"\n"
+    "'\n";
+
+static void test_deb_installs_and_purges_in_a_throwaway_root(void **state)
+{
+	(void)state;
+	if (!deb_dir() || geteuid() != 0)
+		skip();
+	char version[128], poseidon[PATH_MAX], nomad[PATH_MAX], script[PATH_MAX], dir[PATH_MAX];
+	assert_int_equal(run("dpkg-parsechangelog -l '%s/debian/changelog' -S Version", src), 0);
+	snprintf(version, sizeof version, "%.*s", (int)strcspn(out, "\n"), out);
+	deb_path(poseidon, sizeof poseidon, "poseidon", version);
+	deb_path(nomad, sizeof nomad, "nomad-local", version);
+	snprintf(script, sizeof script, "%s/deb-sandbox.sh", h_tmpdir());
+	snprintf(dir, sizeof dir, "%s/deb-sandbox", h_tmpdir());
+	FILE *f = fopen(script, "w");
+	assert_non_null(f);
+	fputs(sandbox_script, f);
+	fclose(f);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	if (run("unshare -m true") != 0)
+		skip(); /* no mount namespaces here (a container without CAP_SYS_ADMIN) */
+	int rc = run("PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C unshare -m --propagation private sh '%s' '%s' '%s' '%s'",
+	             script, dir, poseidon, nomad);
+	if (rc == 77)
+		skip(); /* no tmpfs or overlayfs mounts here */
+	if (rc != 0)
+		fail_msg("dpkg in the throwaway root failed (%d):\n%s", rc, out);
+	/* no poseidon user before (else the check below proves nothing), a system user after */
+	assert_non_null(strstr(out, "== user: \n== user: poseidon:/nonexistent:/usr/sbin/nologin\n"));
+	assert_non_null(strstr(out, "== conf: root:poseidon 640 root:poseidon 640 \n"));
+	assert_non_null(strstr(out, "== enabled: 0\n"));       /* no unit enabled */
+	assert_non_null(strstr(out, "== version: poseidon-api ")); /* the programs run from /usr/bin */
+	assert_non_null(strstr(out, " nomad-local "));
+	assert_non_null(strstr(out, "== port: 6379\n"));          /* with /etc/poseidon's configuration */
+	assert_non_null(strstr(out, "== man: /usr/share/man/man1/poseidon-refill.1.gz\n"));
+	assert_non_null(strstr(out, "== left: 0\n"));              /* purged: files, */
+	assert_non_null(strstr(out, "== overrides: 0\n"));         /* and statoverrides gone */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -537,6 +602,7 @@ int main(void)
 	    cmocka_unit_test(test_make_uninstall_leaves_nothing),
 	    cmocka_unit_test(test_other_prefix_rewrites_paths_and_keeps_a_changed_configuration),
 	    cmocka_unit_test(test_deb_packages_hold_what_they_should),
+	    cmocka_unit_test(test_deb_installs_and_purges_in_a_throwaway_root),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
