@@ -10,7 +10,7 @@
 #                   PREFIX (/usr/local); DESTDIR, bindir, sysconfdir, datadir, mandir, docdir,
 #                   systemdunitdir as GNU's conventions have them. make uninstall undoes it.
 #   make deb        poseidon_<version>_amd64.deb and nomad-local_<version>_amd64.deb in build/deb/
-#   make test-deb   builds them and checks their contents, control fields and lintian
+#   make test-deb   builds them and checks contents, control fields, lintian, install and purge
 #
 # Every directory app/<name>/ is one program; every lib/*.c goes into the static library.
 
@@ -216,8 +216,9 @@ deb:
 	@deploy/install-deps.sh deb
 	@VERSION='$(VERSION)' deploy/build-deb.sh $(O)/deb
 
-# The packages' checks in tests/integration/test_install.c, which make test skips (building the
-# packages takes a few minutes).
+# The packages' checks in tests/integration/test_install.c (contents, control fields, lintian, and
+# dpkg -i / dpkg -P in a throwaway root), which make test skips: building the packages takes about
+# a minute.
 test-deb: deb all $(O)/tests/integration/test_install
 	$(TEST_ENV) POSEIDON_TEST_DEB_DIR=$(abspath $(O)/deb) $(O)/tests/integration/test_install
 
