@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages Poseidon needs to build, test and run, when they are missing.
 # Idempotent: prints nothing and touches nothing when every package is present.
+# `install-deps.sh deb` adds what `make deb` needs to build and check the Debian packages.
 set -eu
 
 PACKAGES="
@@ -10,7 +11,11 @@ libwebsockets-dev libyaml-dev libarchive-dev uuid-dev libseccomp-dev libcap-ng-d
 redis-server redis-tools lighttpd nginx apache2 bubblewrap slirp4netns spawn-fcgi multiwatch
 curl ca-certificates procps iproute2 python3-minimal valgrind wrk chromium
 clang-14 libclang-rt-14-dev libfuzzer-14-dev
+help2man libfcgi-bin man-db
 "
+if [ "${1:-}" = deb ]; then
+	PACKAGES="$PACKAGES debhelper dpkg-dev fakeroot lintian"
+fi
 
 missing=""
 for p in $PACKAGES; do

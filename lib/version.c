@@ -2,6 +2,10 @@
  * rebuilds only this file when it changes. */
 #include "version.h"
 
+#include <stdio.h>
+
 #include "version_gen.h"
 
 const char *poseidon_version(void) { return POSEIDON_VERSION; }
+
+void poseidon_print_version(const char *program) { printf("%s %s\n", program, POSEIDON_VERSION); }

@@ -28,11 +28,13 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "help.h"
 #include "jobspec.h"
 #include "log.h"
 #include "nomad.h"
 #include "pool.h"
 #include "store.h"
+#include "version.h"
 
 #define REFILL_LEASE    "refill" /* app/refill/main.c LEASE_NAME */
 #define ADMIN_LEASE_MS  60000    /* held while this program reconciles in place of a leader */
@@ -45,18 +47,53 @@ static struct config cfg;
 static struct store *store;
 static struct nomad *nomad;
 
+#define ADMIN_COMMANDS                                                                           \
+	"  pools              pool size, idle, starting and used runners of every environment,\n" \
+	"                     and the refill leader\n"                                             \
+	"  runners ENV        the runners of environment ENV: id, state, allocation, deadline\n"  \
+	"  destroy RUNNER     remove a runner from Redis (its user receives 410) and purge its\n"  \
+	"                     Nomad job\n"                                                          \
+	"  drain ENV          pool size 0 (no refill); idle and starting runners are destroyed,\n" \
+	"                     used ones stay with their users\n"                                   \
+	"  resize ENV SIZE    set the pool size without replacing runners; poseidon-refill fills\n" \
+	"                     or trims the pool\n"                                                 \
+	"  reconcile          compare Redis with Nomad now, through the refill leader (or here,\n" \
+	"                     holding its lease, when none leads)\n"                               \
+	"  config             print the effective configuration as YAML, secrets redacted\n"
+
+static const char help_text[] =
+    "Usage: poseidon-admin [-config FILE] [-wait SECONDS] COMMAND [ARGS]\n"
+    "operator commands for Poseidon's pools and runners\n"
+    "\n"
+    "A short-lived program, not a daemon: it reads the configuration as the daemons do, talks\n"
+    "to Redis and Nomad, prints its result on standard output and exits. It keeps no state\n"
+    "and can run on any machine that reaches Redis and Nomad.\n"
+    "\n"
+    "Commands:\n" ADMIN_COMMANDS
+    "\n"
+    "Options:\n" HELP_OPT_CONFIG
+    "  -wait SECONDS      how long reconcile waits for the refill leader's answer (default\n"
+    "                     60)\n" HELP_OPT_STANDARD
+    "\n"
+    "Environment:\n" HELP_ENV_CONFIG
+    "  SSL_CERT_FILE      CA bundle for Nomad over HTTPS when nomad.tls.cafile is empty\n"
+    "\n"
+    "Files:\n" HELP_FILES_CONFIG
+    "\n"
+    "Signals:\n"
+    "  SIGTERM, SIGINT    not handled: the program ends at once; a reconcile it was running\n"
+    "                     in place of a leader leaves the refill lease to expire (60 seconds)\n"
+    "\n"
+    "Exit status:\n"
+    "  0                  done; -help and -version done\n"
+    "  1                  failed (the reason on standard error as a logfmt line), e.g. Redis or\n"
+    "                     Nomad unreachable, no such environment, no answer from the leader\n"
+    "  2                  bad usage or a configuration error\n"
+    "\n" HELP_SEE_ALSO;
+
 static int usage(void)
 {
-	fprintf(
-	    stderr,
-	    "usage: poseidon-admin [-config FILE] COMMAND [ARGS]\n"
-	    "  pools                       pool size, idle, starting and used runners of every environment\n"
-	    "  runners ENV                 runners of environment ENV: id, state, allocation, deadline\n"
-	    "  destroy RUNNER              remove a runner from Redis and purge its Nomad job\n"
-	    "  drain ENV                   pool size 0 (no refill), idle and starting runners destroyed\n"
-	    "  resize ENV SIZE             set the pool size without replacing runners\n"
-	    "  reconcile [-wait SECONDS]   compare Redis with Nomad now (through the refill leader)\n"
-	    "  config                      print the effective configuration, secrets redacted\n");
+	fprintf(stderr, "usage: poseidon-admin [-config FILE] COMMAND [ARGS]   (-help: the whole help)\n" ADMIN_COMMANDS);
 	return 2;
 }
 
@@ -448,9 +485,12 @@ int main(int argc, char **argv)
 			wait_s = atoi(argv[++i]);
 			if (wait_s < 1)
 				return usage();
-		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0 ||
-		           strcmp(argv[i], "help") == 0) {
-			usage();
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "-help") == 0 ||
+		           strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "help") == 0) {
+			fputs(help_text, stdout);
+			return 0;
+		} else if (strcmp(argv[i], "-version") == 0 || strcmp(argv[i], "--version") == 0) {
+			poseidon_print_version("poseidon-admin");
 			return 0;
 		} else if (nargs < 8) {
 			args[nargs++] = argv[i];

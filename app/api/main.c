@@ -23,8 +23,10 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "help.h"
 #include "log.h"
 #include "metrics.h"
+#include "version.h"
 
 static volatile sig_atomic_t stopping;
 
@@ -35,11 +37,58 @@ static void on_term(int sig)
 	FCGX_ShutdownPending(); /* makes libfcgi's accept() loop give up on EINTR */
 }
 
+static const char help_text[] =
+    "Usage: poseidon-api [-config FILE] [-listen PATH|HOST:PORT]\n"
+    "  or:  poseidon-api [-config FILE] -config-get KEY\n"
+    "  or:  poseidon-api -config-reference\n"
+    "the Poseidon REST API as a FastCGI worker\n"
+    "\n"
+    "One process serves one request at a time and keeps nothing between requests: execution\n"
+    "environments, runners and their deadlines live in Redis, runner jobs in Nomad, so any\n"
+    "number of workers on any number of machines may serve the same Redis. The web server\n"
+    "hands the worker its listening socket as file descriptor 0, the FastCGI convention\n"
+    "(lighttpd's bin-path, spawn-fcgi, multiwatch, systemd's StandardInput=socket); -listen\n"
+    "opens one instead. Configuration errors end the start; Redis being down does not\n"
+    "(requests answer 500 or 503 until it is back).\n"
+    "\n"
+    "Options:\n" HELP_OPT_CONFIG
+    "  -listen PATH|HOST:PORT\n"
+    "                     accept FastCGI connections on this unix socket, or TCP address\n"
+    "                     (\":PORT\" is every address), instead of on file descriptor 0\n"
+    "  -config-get KEY    print the effective value of one configuration key (file and\n"
+    "                     environment applied) and exit\n"
+    "  -config-reference  print every configuration key with its environment variable,\n"
+    "                     default and meaning as a Markdown table and exit\n" HELP_OPT_STANDARD
+    "\n"
+    "Environment:\n" HELP_ENV_CONFIG
+    "  SSL_CERT_FILE      CA bundle for Nomad over HTTPS when nomad.tls.cafile is empty\n"
+    "\n"
+    "Files:\n" HELP_FILES_CONFIG
+    "  /run/poseidon/api.sock\n"
+    "                     the socket poseidon-api.socket and poseidon-api-spawnfcgi.service\n"
+    "                     hand to the workers\n"
+    "\n"
+    "Signals:\n"
+    "  SIGTERM, SIGINT    finish the request in progress, send this worker's metrics to\n"
+    "                     Redis and exit 0\n"
+    "  SIGPIPE            ignored (a client that went away is the web server's business)\n"
+    "  other signals      their default action; SIGKILL loses at most the request in\n"
+    "                     progress and metrics.flushms of metrics\n"
+    "\n"
+    "Exit status:\n"
+    "  0                  stopped by SIGTERM or SIGINT; -config-get, -config-reference,\n"
+    "                     -help and -version done\n"
+    "  1                  start-up failed: cannot listen, out of memory\n"
+    "  2                  bad usage, a configuration error (the log line names the key), an\n"
+    "                     unknown key for -config-get, or an unreadable job template\n"
+    "\n" HELP_SEE_ALSO;
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: poseidon-api [-config FILE] [-listen PATH|:PORT]\n"
 			"       poseidon-api [-config FILE] -config-get KEY   (print a key's effective value)\n"
-			"       poseidon-api -config-reference   (print the configuration keys as Markdown)\n");
+			"       poseidon-api -config-reference   (print the configuration keys as Markdown)\n"
+			"       poseidon-api -help | -version\n");
 }
 
 int main(int argc, char **argv)
@@ -50,6 +99,14 @@ int main(int argc, char **argv)
 
 	log_set_program("poseidon-api");
 	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-help") == 0 || strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			fputs(help_text, stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "-version") == 0 || strcmp(argv[i], "--version") == 0) {
+			poseidon_print_version("poseidon-api");
+			return 0;
+		}
 		if (strcmp(argv[i], "-config-reference") == 0) {
 			config_write_reference(stdout);
 			return 0;

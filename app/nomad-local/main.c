@@ -47,6 +47,7 @@
 #include "sched.h"
 #include "state.h"
 #include "task.h"
+#include "version.h"
 
 #define DEFAULT_BIND "127.0.0.1"
 #define DEFAULT_PORT 4646
@@ -55,26 +56,73 @@
 #define FDS_PER_ALLOC 32    /* a sandbox's own descriptors (about 8) and its exec sessions' */
 #define FDS_RESERVED 256    /* the API's connections, the event streams, state files */
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: nomad-local [-bind ADDR] [-port N] [-state DIR] [-images DIR] [-host-dir DIR]...\n"
-		   "                   [-disk-mb N] [-token T] [-log-level LEVEL] [-cleanup]\n"
-		   "  -bind ADDR    listen address (default %s)\n"
-		   "  -port N       HTTP port for the API, event stream and exec (default %d)\n"
-		   "  -state DIR    jobs, allocations and sandbox directories (default ./%s)\n"
-		   "  -images DIR   image roots: DIR/<image name> (default: none, the host's /usr and an\n"
-		   "                allow list of its /etc, read-only: a development convenience)\n"
-		   "  -host-dir DIR one more host directory for sandboxes on the host's root, read-only\n"
-		   "                (e.g. /opt/java); may be given %d times\n"
-		   "  -disk-mb N    writable space of one sandbox (/workspace, /tmp and the rest, together;\n"
-		   "                in memory, counted against the task's memory limit) (default %d)\n"
-		   "  -max-allocations N  sandboxes the agent runs at once; more are not placed (FailedTGAllocs)\n"
-		   "                until one ends (default: what the descriptor limit allows, at most %d)\n"
-		   "  -token T      ACL token required in X-Nomad-Token (default: ACLs disabled)\n"
-		   "  -log-level L  debug, info, warn or error (default info)\n"
-		   "  -cleanup      kill every sandbox recorded in the state directory and exit\n",
-		DEFAULT_BIND, DEFAULT_PORT, DEFAULT_STATE, SANDBOX_HOST_DIRS_MAX, SANDBOX_DISK_MB_DEFAULT, MAX_ALLOCS);
-}
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+static const char usage_text[] =
+    "Usage: nomad-local [-bind ADDR] [-port N] [-state DIR] [-images DIR] [OPTION]...\n"
+    "  or:  nomad-local [-state DIR] -cleanup\n"
+    "  or:  nomad-local -help | -version\n";
+
+static const char help_text[] =
+    "a single-node stand-in for HashiCorp Nomad, for development and tests\n"
+    "\n"
+    "Speaks the subset of Nomad's HTTP API that Poseidon uses (jobs, allocations, nodes, the\n"
+    "agent, the event stream and the allocation exec WebSocket, with Nomad 1.10's JSON) and\n"
+    "runs each task as a bubblewrap sandbox on this machine, confined with namespaces,\n"
+    "cgroups, seccomp and dropped capabilities. It is a development and test engine, not a\n"
+    "security boundary: production runs Nomad. Every change is on disk before it is answered,\n"
+    "and a restart re-adopts the running sandboxes.\n"
+    "\n"
+    "Options:\n"
+    "  -bind ADDR         listen address (default " DEFAULT_BIND ")\n"
+    "  -port N            HTTP port for the API, event stream and exec (default " STR(DEFAULT_PORT) ")\n"
+    "  -state DIR         jobs, allocations and sandbox directories (default ./" DEFAULT_STATE ")\n"
+    "  -images DIR        image roots: DIR/<image name> (default: none, the host's /usr and an\n"
+    "                     allow list of its /etc, read-only: a development convenience)\n"
+    "  -host-dir DIR      one more host directory for sandboxes on the host's root, read-only\n"
+    "                     (e.g. /opt/java); may be given " STR(SANDBOX_HOST_DIRS_MAX) " times\n"
+    "  -disk-mb N         writable space of one sandbox (/workspace, /tmp and the rest,\n"
+    "                     together; in memory, counted against the task's memory limit)\n"
+    "                     (default " STR(SANDBOX_DISK_MB_DEFAULT) ")\n"
+    "  -max-allocations N sandboxes the agent runs at once; more are not placed\n"
+    "                     (FailedTGAllocs) until one ends (default: what the descriptor limit\n"
+    "                     allows, at most " STR(MAX_ALLOCS) ")\n"
+    "  -token T           ACL token required in X-Nomad-Token (default: ACLs disabled)\n"
+    "  -log-level LEVEL   debug, info, warn or error (default info)\n"
+    "  -cleanup           kill every sandbox recorded in the state directory and exit\n"
+    "  -help              print this help on standard output and exit 0 (also -h, --help)\n"
+    "  -version           print the program's name and version and exit 0 (also --version)\n"
+    "Every flag may also be written with two dashes.\n"
+    "\n"
+    "Environment:\n"
+    "  nomad-local reads no environment variables: the flags configure it. A task's\n"
+    "  environment is its job's Env.\n"
+    "\n"
+    "Files:\n"
+    "  DIR/jobs/, DIR/evals/, DIR/allocs/, DIR/agent.json\n"
+    "                     the state (DIR is -state): one JSON file per job, evaluation and\n"
+    "                     allocation, and the index, node ID and signing key\n"
+    "  DIR/<image name>   with -images DIR: the root file system of the tasks of that image\n"
+    "\n"
+    "Signals:\n"
+    "  SIGTERM, SIGINT    stop: connections close, the state is already on disk, sandboxes\n"
+    "                     keep running (the next start re-adopts them; -cleanup kills them);\n"
+    "                     exit 0\n"
+    "  SIGHUP             logged and ignored\n"
+    "  SIGCHLD            reaps sandboxes and exec'd commands\n"
+    "  SIGPIPE            ignored\n"
+    "\n"
+    "Exit status:\n"
+    "  0                  stopped by SIGTERM or SIGINT; -cleanup, -help and -version done\n"
+    "  1                  start-up failed: the state or images directory, sandbox support\n"
+    "                     (bubblewrap, cgroups), or the listening socket\n"
+    "  2                  bad usage: an unknown flag, a flag without its value, a value out of\n"
+    "                     range\n"
+    "\n"
+    "See also:\n"
+    "  poseidon-refill(1), poseidon-api(1); the documentation in\n"
+    "  /usr/local/share/doc/poseidon/ (nomad-local.md, nomad-api.md)\n";
 
 static void on_signal(int sig)
 {
@@ -125,7 +173,11 @@ int main(int argc, char **argv)
 			a++; /* accept --flag like -flag, as Go's flag package does */
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "-h") == 0 || strcmp(a, "-help") == 0) {
-			usage(stdout);
+			fputs(usage_text, stdout);
+			fputs(help_text, stdout);
+			return 0;
+		} else if (strcmp(a, "-version") == 0) {
+			poseidon_print_version("nomad-local");
 			return 0;
 		} else if (strcmp(a, "-cleanup") == 0) {
 			do_cleanup = 1;
@@ -133,7 +185,7 @@ int main(int argc, char **argv)
 		}
 		if (!val) {
 			fprintf(stderr, "nomad-local: flag needs an argument: %s\n", argv[i]);
-			usage(stderr);
+			fputs(usage_text, stderr);
 			return 2;
 		}
 		i++;
@@ -183,7 +235,7 @@ int main(int argc, char **argv)
 			log_set_level(lvl);
 		} else {
 			fprintf(stderr, "nomad-local: unknown flag %s\n", argv[i - 1]);
-			usage(stderr);
+			fputs(usage_text, stderr);
 			return 2;
 		}
 	}

@@ -30,12 +30,14 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "help.h"
 #include "log.h"
 #include "metrics.h"
 #include "nomad_events.h"
 #include "pool.h"
 #include "sdnotify.h" /* sdnotify: systemd readiness and watchdog (docs/operations.md) */
 #include "store.h"
+#include "version.h"
 
 #define LEASE_NAME "refill"
 #define LEASE_MS 5000
@@ -144,16 +146,62 @@ static void *event_thread(void *arg)
 	return NULL;
 }
 
+static const char help_text[] =
+    "Usage: poseidon-refill [-config FILE]\n"
+    "keeps Poseidon's runner pools full, follows Nomad, reconciles and reaps\n"
+    "\n"
+    "Keeps every execution environment's pool of idle runners at its prewarmingPoolSize by\n"
+    "registering and purging Nomad runner jobs, follows Nomad's event stream, compares Redis\n"
+    "with Nomad every reconcile.interval seconds, and destroys runners whose inactivity\n"
+    "deadline passed. Any number of instances may run against the same Redis: one leads (it\n"
+    "holds a lease in Redis, renewed every pass), the others stand by and take over within 5\n"
+    "seconds when it stops or stalls. The leader also answers `poseidon-admin reconcile` and\n"
+    "pushes the metrics to InfluxDB when influxdb.url is set. Redis or Nomad being down is\n"
+    "logged once and retried; everything resumes by itself.\n"
+    "\n"
+    "Options:\n" HELP_OPT_CONFIG HELP_OPT_STANDARD
+    "\n"
+    "Environment:\n" HELP_ENV_CONFIG
+    "  NOTIFY_SOCKET      systemd's notification socket (Type=notify): READY=1 once set up,\n"
+    "                     STATUS= on leading or standing by, STOPPING=1 on SIGTERM\n"
+    "  WATCHDOG_USEC, WATCHDOG_PID\n"
+    "                     systemd's watchdog (WatchdogSec=): WATCHDOG=1 from the main loop at\n"
+    "                     least every half interval\n"
+    "  SSL_CERT_FILE      CA bundle for Nomad over HTTPS when nomad.tls.cafile is empty\n"
+    "\n"
+    "Files:\n" HELP_FILES_CONFIG
+    "\n"
+    "Signals:\n"
+    "  SIGTERM, SIGINT    stop after the current step, release the lease (a standby takes\n"
+    "                     over at once), send the remaining metrics and exit 0\n"
+    "  SIGPIPE            ignored\n"
+    "  other signals      their default action; nothing is lost, all state is in Redis and\n"
+    "                     Nomad, and the lease expires after 5 seconds\n"
+    "\n"
+    "Exit status:\n"
+    "  0                  stopped by SIGTERM or SIGINT; -help and -version done\n"
+    "  2                  bad usage, a configuration error (the log line names the key) or a\n"
+    "                     failed start-up\n"
+    "\n" HELP_SEE_ALSO;
+
 int main(int argc, char **argv)
 {
 	struct perr e;
 	char owner[128], host[64] = "";
 	log_set_program("poseidon-refill");
 	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-help") == 0 || strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			fputs(help_text, stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "-version") == 0 || strcmp(argv[i], "--version") == 0) {
+			poseidon_print_version("poseidon-refill");
+			return 0;
+		}
 		if (strcmp(argv[i], "-config") == 0 || strcmp(argv[i], "--config") == 0)
 			i++;
 		else if (strncmp(argv[i], "-config=", 8) != 0 && strncmp(argv[i], "--config=", 9) != 0) {
-			fprintf(stderr, "usage: poseidon-refill [-config FILE]\n");
+			fprintf(stderr, "usage: poseidon-refill [-config FILE] | -help | -version\n");
 			return 2;
 		}
 	}

@@ -31,9 +31,11 @@
 #include <time.h>
 
 #include "gate.h"
+#include "help.h"
 #include "log.h"
 #include "nomad_exec.h"
 #include "sdnotify.h"
+#include "version.h"
 
 #define HEADER_DATA_MAX 8192 /* request headers: CodeOcean adds tracing headers */
 #define HEADER_POOL     256  /* handshakes in progress at once */
@@ -56,16 +58,65 @@ static long long mono_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static const char help_text[] =
+    "Usage: poseidon-wsgate [-config FILE] [-ping-ms N]\n"
+    "the WebSocket gateway that streams Poseidon's executions\n"
+    "\n"
+    "The web server proxies GET /api/v1/runners/{id}/websocket with its upgrade to this\n"
+    "process on wsgate.address:wsgate.port. The gateway checks the handshake, takes the\n"
+    "execution poseidon-api prepared in Redis (POST /execute; single use), opens Nomad's exec\n"
+    "stream to the runner and relays: the client's frames become the program's stdin, its\n"
+    "output becomes stdout and stderr messages, and one exit, timeout or error message ends\n"
+    "the stream. Any number of gateways may serve the same Redis, even on one port\n"
+    "(SO_REUSEPORT). Configuration keys: wsgate.*, server.token, server.interactivestderr,\n"
+    "nomad.*, redis.*, logger.*.\n"
+    "\n"
+    "Options:\n" HELP_OPT_CONFIG
+    "  -ping-ms N         ping each client every N milliseconds (at least 100; default\n"
+    "                     30000)\n" HELP_OPT_STANDARD
+    "\n"
+    "Environment:\n" HELP_ENV_CONFIG
+    "  NOTIFY_SOCKET      systemd's notification socket (Type=notify): READY=1 once it\n"
+    "                     listens, STOPPING=1 on SIGTERM\n"
+    "  WATCHDOG_USEC, WATCHDOG_PID\n"
+    "                     systemd's watchdog (WatchdogSec=): WATCHDOG=1 from a timer of the\n"
+    "                     service loop\n"
+    "  SSL_CERT_FILE      CA bundle for Nomad over HTTPS when nomad.tls.cafile is empty\n"
+    "\n"
+    "Files:\n" HELP_FILES_CONFIG
+    "\n"
+    "Signals:\n"
+    "  SIGTERM, SIGINT    stop accepting, answer new requests 503, send every open execution\n"
+    "                     its terminal error message and close 1000, send its program SIGQUIT\n"
+    "                     (0x1C on its terminal), and exit 0 once the messages are out (at\n"
+    "                     most 3 seconds)\n"
+    "  SIGPIPE            ignored\n"
+    "  other signals      their default action; open streams are cut, runners and\n"
+    "                     executions not yet connected stay in Redis\n"
+    "\n"
+    "Exit status:\n"
+    "  0                  stopped by SIGTERM or SIGINT; -help and -version done\n"
+    "  1                  a configuration error (the log line names the key), cannot listen,\n"
+    "                     or another start-up failure\n"
+    "  2                  bad usage\n"
+    "\n" HELP_SEE_ALSO;
+
 static int usage(void)
 {
-	fprintf(stderr, "usage: poseidon-wsgate [-config FILE] [-ping-ms N]\n");
+	fprintf(stderr, "usage: poseidon-wsgate [-config FILE] [-ping-ms N] | -help | -version\n");
 	return 2;
 }
 
 static int parse_args(int argc, char **argv, int *ping_ms)
 {
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-config") == 0 || strcmp(argv[i], "--config") == 0) {
+		if (strcmp(argv[i], "-help") == 0 || strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			fputs(help_text, stdout);
+			exit(0);
+		} else if (strcmp(argv[i], "-version") == 0 || strcmp(argv[i], "--version") == 0) {
+			poseidon_print_version("poseidon-wsgate");
+			exit(0);
+		} else if (strcmp(argv[i], "-config") == 0 || strcmp(argv[i], "--config") == 0) {
 			i++;
 		} else if (strcmp(argv[i], "-ping-ms") == 0 && i + 1 < argc) {
 			*ping_ms = atoi(argv[++i]);
