@@ -159,6 +159,7 @@ test: deps
 	@$(MAKE) --no-print-directory $(O)/tools/promtool || echo "promtool: not fetched; the alerting rules will not be checked"
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory test-deb
 
 # promtool checks deploy/prometheus/ in make test. It is unpacked from Debian's prometheus package
 # (downloaded, not installed: no daemon comes with it); the apt lists are refreshed only if needed.
@@ -257,8 +258,8 @@ deb:
 	@VERSION='$(VERSION)' deploy/build-deb.sh $(O)/deb
 
 # The packages' checks in tests/integration/test_install.c (contents, control fields, lintian, and
-# dpkg -i / dpkg -P in a throwaway root), which make test skips: building the packages takes about
-# a minute.
+# dpkg -i / dpkg -P in a throwaway root); make test runs them last (building the packages takes
+# about a minute), make integration alone skips them.
 test-deb: deb all $(O)/tests/integration/test_install
 	$(TEST_ENV) POSEIDON_TEST_DEB_DIR=$(abspath $(O)/deb) $(O)/tests/integration/test_install
 
