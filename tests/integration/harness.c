@@ -1134,3 +1134,24 @@ long h_copy_file(const struct h_stack *s, const char *runner, const char *path, 
 	free(body);
 	return status;
 }
+
+int h_openapi_mismatch(const struct h_resp *r, char *why, size_t cap)
+{
+	char path[4096], ct[128] = "";
+	size_t n = 0;
+	snprintf(path, sizeof path, "%s/api/openapi.yaml", h_src_dir());
+	char *want = h_read_file(path, &n);
+	int bad = 1;
+	if (!want)
+		snprintf(why, cap, "cannot read %s", path);
+	else if (r->status != 200)
+		snprintf(why, cap, "%ld %.200s", r->status, r->body ? r->body : "");
+	else if (!h_header(r, "Content-Type", ct, sizeof ct) || strcmp(ct, "application/yaml") != 0)
+		snprintf(why, cap, "Content-Type '%s'", ct);
+	else if (r->len != n || memcmp(r->body, want, n) != 0)
+		snprintf(why, cap, "%zu bytes that are not the %zu of %s", r->len, n, path);
+	else
+		bad = 0;
+	free(want);
+	return bad;
+}

@@ -157,6 +157,9 @@ long h_copy_file(const struct h_stack *s, const char *runner, const char *path, 
 char *h_read_file(const char *path, size_t *len);
 /* Value of a response header (case-insensitive), copied into out; 1 if found. */
 int h_header(const struct h_resp *r, const char *name, char *out, size_t cap);
+/* 0 when r is a 200 with Content-Type application/yaml whose body is api/openapi.yaml of the
+ * source tree byte for byte (the worker embeds the file at build time); else 1 and why. */
+int h_openapi_mismatch(const struct h_resp *r, char *why, size_t cap);
 
 /* ---- poseidon-wsgate ---- */
 /* Starts poseidon-wsgate on s->wsgate_port (picked here when still 0; lighttpd proxies the

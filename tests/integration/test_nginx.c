@@ -87,23 +87,12 @@ static void assert_json_message(const struct h_resp *r, const char *fragment)
 		fail_msg("not the JSON message \"%s\": %s", fragment ? fragment : "", r->body);
 }
 
-/* r must be a 200 with Content-Type application/yaml whose body is api/openapi.yaml of the source
- * tree byte for byte (the worker embeds the file at build time). */
+/* r must be GET /api/v1/openapi.yaml's answer: api/openapi.yaml of the source tree, byte for byte. */
 static void assert_openapi_document(const struct h_resp *r)
 {
-	char path[4096], ct[128] = "";
-	size_t n = 0;
-	snprintf(path, sizeof path, "%s/api/openapi.yaml", h_src_dir());
-	char *want = h_read_file(path, &n);
-	if (!want)
-		fail_msg("cannot read %s", path);
-	if (r->status != 200)
-		fail_msg("GET /api/v1/openapi.yaml: %ld %s", r->status, r->body);
-	if (!h_header(r, "Content-Type", ct, sizeof ct) || strcmp(ct, "application/yaml") != 0)
-		fail_msg("GET /api/v1/openapi.yaml: Content-Type '%s'", ct);
-	if (r->len != n || memcmp(r->body, want, n) != 0)
-		fail_msg("GET /api/v1/openapi.yaml: %zu bytes that are not the %zu of %s", r->len, n, path);
-	free(want);
+	char why[512];
+	if (h_openapi_mismatch(r, why, sizeof why))
+		fail_msg("GET /api/v1/openapi.yaml: %s", why);
 }
 
 /* The value of "key":"value" in a flat JSON body, into out. */
