@@ -387,8 +387,12 @@ static void test_listing_of_many_files_keeps_the_worker_small(void **state)
 	assert_int_equal(worker_peaks(after, pids2), n);
 	for (int i = 0; i < n; i++) {
 		assert_int_equal(pids[i], pids2[i]);
+#ifndef __SANITIZE_ADDRESS__
+		/* (under ASan every freed entry waits in its quarantine, up to 256 MiB: the peak says
+		 * nothing about what the worker holds) */
 		if (after[i] - before[i] > 64 * 1024)
 			fail_msg("worker %d grew from %lld to %lld KiB for the listing", pids[i], before[i], after[i]);
+#endif
 	}
 	snprintf(path, sizeof path, "/runners/%s", id);
 	assert_int_equal(status("DELETE", path, NULL), 204);
