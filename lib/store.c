@@ -509,45 +509,65 @@ int store_env_get(struct store *s, long long id, struct environment *out, long l
 	return rc < 0 ? -1 : found;
 }
 
-static int cmp_env(const void *a, const void *b)
+static int cmp_id(const void *a, const void *b)
 {
-	const struct environment *x = a, *y = b;
-	return x->id < y->id ? -1 : x->id > y->id;
+	const long long *x = a, *y = b;
+	return *x < *y ? -1 : *x > *y;
 }
 
-int store_env_list(struct store *s, struct environment **out, size_t *n, struct perr *e)
+int store_env_list_generations(struct store *s, struct environment **out, long long **generations, size_t *n,
+			       struct perr *e)
 {
 	char k[KEY_MAX];
 	*out = NULL;
 	*n = 0;
+	if (generations)
+		*generations = NULL;
 	key(s, k, "envs", NULL);
 	const char *argv[] = {"SMEMBERS", k};
 	redisReply *ids = cmd(s, 1, e, 2, argv, NULL);
 	if (!ids)
 		return -1;
-	*out = calloc(ids->elements + 1, sizeof **out);
-	if (!*out) {
+	size_t count = ids->elements;
+	long long *sorted = calloc(count + 1, sizeof *sorted);
+	*out = calloc(count + 1, sizeof **out);
+	long long *gens = generations ? calloc(count + 1, sizeof *gens) : NULL;
+	if (!sorted || !*out || (generations && !gens)) {
 		freeReplyObject(ids);
+		free(sorted);
+		free(*out);
+		free(gens);
+		*out = NULL;
 		return perr_set(e, PERR_UNKNOWN, "out of memory");
 	}
+	for (size_t i = 0; i < count; i++)
+		sorted[i] = strtoll(ids->element[i]->str, NULL, 10);
+	freeReplyObject(ids);
+	qsort(sorted, count, sizeof *sorted, cmp_id); /* by id, as callers list them */
 	int rc = 0;
-	for (size_t i = 0; i < ids->elements && rc == 0; i++) {
-		long long id = strtoll(ids->element[i]->str, NULL, 10);
-		int r = store_env_get(s, id, &(*out)[*n], NULL, e);
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		int r = store_env_get(s, sorted[i], &(*out)[*n], gens ? &gens[*n] : NULL, e);
 		if (r < 0)
 			rc = -1;
 		else if (r == 1)
 			(*n)++;
 	}
-	freeReplyObject(ids);
+	free(sorted);
 	if (rc < 0) {
 		free(*out);
+		free(gens);
 		*out = NULL;
 		*n = 0;
 		return -1;
 	}
-	qsort(*out, *n, sizeof **out, cmp_env);
+	if (generations)
+		*generations = gens;
 	return 0;
+}
+
+int store_env_list(struct store *s, struct environment **out, size_t *n, struct perr *e)
+{
+	return store_env_list_generations(s, out, NULL, n, e);
 }
 
 int store_env_delete(struct store *s, long long id, struct perr *e)

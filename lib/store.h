@@ -53,6 +53,10 @@ int store_env_get(struct store *s, long long id, struct environment *out, long l
 		  struct perr *e);
 /* All environments (sorted by id); *out is malloc'd, caller frees. */
 int store_env_list(struct store *s, struct environment **out, size_t *n, struct perr *e);
+/* The same, with each environment's generation in (*generations)[i] (malloc'd, caller frees),
+ * read together with its definition. */
+int store_env_list_generations(struct store *s, struct environment **out, long long **generations, size_t *n,
+			       struct perr *e);
 /* Removes env:<id> and its id from envs and leaves a tombstone (STORE_TOMBSTONE_MS) so that the
  * refill daemon does not recover it from Nomad meanwhile; 1 if it existed. Runners: see
  * store_env_destroy_runners. */

@@ -150,19 +150,13 @@ static long long generation_of(struct api *a, long long id, struct perr *e)
 static int sync_all_from_nomad(struct api *a, struct perr *e)
 {
 	struct environment *before = NULL;
+	long long *gen_before = NULL;
 	size_t nbefore = 0;
-	if (store_env_list(a->store, &before, &nbefore, e) < 0)
+	if (store_env_list_generations(a->store, &before, &gen_before, &nbefore, e) < 0)
 		return -1;
-	long long *gen_before = calloc(nbefore + 1, sizeof *gen_before);
-	for (size_t i = 0; gen_before && i < nbefore; i++)
-		if ((gen_before[i] = generation_of(a, before[i].id, e)) < 0) {
-			free(before);
-			free(gen_before);
-			return -1;
-		}
 	struct nomad_job_stub *stubs = NULL;
 	size_t n = 0;
-	int rc = gen_before ? nomad_jobs_list(a->nomad, "template-", &stubs, &n, e) : perr_set(e, PERR_UNKNOWN, "out of memory");
+	int rc = nomad_jobs_list(a->nomad, "template-", &stubs, &n, e);
 	long long *seen = rc == 0 ? calloc(n + 1, sizeof *seen) : NULL;
 	size_t nseen = 0;
 	for (size_t i = 0; i < n && rc == 0 && seen; i++) {
