@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accept.h"
 #include "log.h"
 
 #define LOOP_MAX_EVENTS 64
@@ -269,38 +270,21 @@ int loop_accept(struct loop_listener *l, struct sockaddr *sa, socklen_t *len)
 		int fd = accept4(l->w.fd, sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0)
 			return fd;
-		switch (errno) {
-		case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-		case EWOULDBLOCK:
-#endif
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			if (l->starved) {
 				l->starved = 0;
 				log_info("accepting connections again", "listener", l->name);
 			}
 			errno = EAGAIN;
 			return -1;
-		case EINTR:
-		case ECONNABORTED:
-		/* errors of that one connection (accept(2)): the next may be fine */
-		case EPROTO:
-		case ENETDOWN:
-		case ENOPROTOOPT:
-		case EHOSTDOWN:
-		case ENONET:
-		case EHOSTUNREACH:
-		case EOPNOTSUPP:
-		case ENETUNREACH:
-		case EPERM:
+		}
+		if (accept_error_is_transient(errno))
 			continue;
-		default: {
-			/* out of descriptors or memory, or anything else that would fail again at once */
-			int e = errno;
-			loop_listener_starve(l, e);
-			errno = e;
-			return -1;
-		}
-		}
+		/* out of descriptors or memory, or anything else that would fail again at once */
+		int e = errno;
+		loop_listener_starve(l, e);
+		errno = e;
+		return -1;
 	}
 }
 

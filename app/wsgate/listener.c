@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "gate.h"
+#include "accept.h"
 #include "log.h"
 
 #define BACKLOG         1024
@@ -112,32 +113,18 @@ static void accept_some(struct lws *wsi)
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			switch (errno) {
-			case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-			case EWOULDBLOCK:
-#endif
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				if (starved) {
 					starved = 0;
 					log_info("accepting connections again");
 				}
 				return;
-			case EINTR:
-			case ECONNABORTED:
-			/* errors of that one connection (accept(2)): the next may be fine */
-			case EPROTO:
-			case ENETDOWN:
-			case ENOPROTOOPT:
-			case EHOSTDOWN:
-			case ENONET:
-			case EHOSTUNREACH:
-			case EOPNOTSUPP:
-			case ENETUNREACH:
-			case EPERM: continue;
-			default: /* out of descriptors or memory, or what else would fail at once again */
-				starve(wsi, strerror(errno));
-				return;
 			}
+			if (accept_error_is_transient(errno))
+				continue;
+			/* out of descriptors or memory, or what else would fail at once again */
+			starve(wsi, strerror(errno));
+			return;
 		}
 		if (!lws_adopt_socket_vhost(lws_get_vhost(wsi), fd)) {
 			/* lws closed the descriptor: its table is full (or memory is short) */
