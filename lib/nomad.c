@@ -166,6 +166,13 @@ static void make_url(const struct nomad *n, const char *path, char *out, size_t 
 
 static int classify_(CURLcode rc, long status, struct buf *b, const char *what, struct perr *e);
 
+/* Nomad's answer to a registration with EnforceIndex over a job that changed or went away (500,
+ * nomad/job_endpoint.go RegisterEnforceIndexErrPrefix): an outcome, not Nomad trouble. */
+static int enforce_conflict(long status, const struct perr *e)
+{
+	return status == 500 && strstr(e->msg, "Enforcing job modify index") != NULL;
+}
+
 /* Classifies a finished transfer. Returns 0 on HTTP 200 with *body set (caller frees). Every
  * failure but a 404 (callers read it as "no such job/allocation") is counted in the metrics. */
 static int classify(CURLcode rc, long status, struct buf *b, const char *what, struct perr *e)
@@ -174,7 +181,7 @@ static int classify(CURLcode rc, long status, struct buf *b, const char *what, s
 	if (!e)
 		e = &mine;
 	int r = classify_(rc, status, b, what, e);
-	if (r < 0 && !(rc == CURLE_OK && status == 404))
+	if (r < 0 && !(rc == CURLE_OK && status == 404) && !enforce_conflict(status, e))
 		metrics_nomad_error(e->kind);
 	return r;
 }
@@ -311,7 +318,7 @@ static int job_register(struct nomad *n, json_object *job, const unsigned long l
 	int rc = request(n, "PUT", "jobs", body, &resp, &status, e);
 	json_object_put(req);
 	if (rc < 0)
-		return -1;
+		return modify_index && enforce_conflict(status, e) ? 1 : -1;
 	json_object *o = parse(resp, e, "PUT /v1/jobs");
 	free(resp);
 	if (!o)
@@ -335,6 +342,18 @@ int nomad_job_register_over(struct nomad *n, json_object *job, unsigned long lon
 			    struct perr *e)
 {
 	return job_register(n, job, &modify_index, eval_id, e);
+}
+
+/* Nomad's ids (allocations, evaluations) are UUIDs: anything else never goes into a path. */
+static int valid_uuidish(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 40)
+		return 0;
+	for (; *s; s++)
+		if (!isxdigit((unsigned char)*s) && *s != '-')
+			return 0;
+	return 1;
 }
 
 /* ---- evaluations ---------------------------------------------------------------------- */
@@ -414,7 +433,7 @@ int nomad_eval_wait(struct nomad *n, const char *eval_id, int timeout_ms, char *
 	char path[128];
 	long long start = mono_ms();
 	int pause = 20;
-	if (!eval_id || !eval_id[0] || strlen(eval_id) > 64 || strchr(eval_id, '/') || strchr(eval_id, '?'))
+	if (!eval_id || !valid_uuidish(eval_id))
 		return 0; /* nothing to wait for (a periodic job gets no evaluation) */
 	snprintf(path, sizeof path, "evaluation/%s", eval_id);
 	for (;;) {
@@ -740,17 +759,6 @@ int nomad_job_allocations(struct nomad *n, const char *job_id, struct nomad_allo
 int nomad_allocations(struct nomad *n, struct nomad_alloc **out, size_t *count, struct perr *e)
 {
 	return alloc_list(n, "allocations?resources=true", out, count, e);
-}
-
-static int valid_uuidish(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > 40)
-		return 0;
-	for (; *s; s++)
-		if (!isxdigit((unsigned char)*s) && *s != '-')
-			return 0;
-	return 1;
 }
 
 int nomad_allocation(struct nomad *n, const char *alloc_id, struct nomad_alloc *out, struct perr *e)

@@ -63,7 +63,8 @@ struct nomad_job_stub {
 int nomad_job_register(struct nomad *n, json_object *job, char *eval_id, struct perr *e);
 /* The same, with Nomad's EnforceIndex: only while the job's JobModifyIndex is still modify_index
  * (0: it does not exist), so that a job purged (or changed) since it was read is not registered
- * again; Nomad answers 500 "Enforcing job modify index ..." otherwise. */
+ * again. Returns 1 (e says why) when Nomad refused for that reason (its 500 "Enforcing job modify
+ * index ..."; not counted as a Nomad error), 0 when registered, -1 on error. */
 int nomad_job_register_over(struct nomad *n, json_object *job, unsigned long long modify_index, char *eval_id,
 			    struct perr *e);
 

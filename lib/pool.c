@@ -342,15 +342,15 @@ static int mark_claimed(struct pool *p, struct perr *e)
 							 ? (unsigned long long)json_object_get_int64(v)
 							 : 0;
 			struct runner again;
-			if (store_runner_get(p->store, ids[i], &again, e) > 0 && strcmp(again.state, "used") == 0 &&
-			    nomad_job_register_over(p->nomad, job, idx, NULL, e) < 0) {
-				if (strstr(e->msg, "Enforcing job modify index"))
-					log_debug("runner changed in nomad while it was marked used", "runner", ids[i], "error",
-						  e->msg);
-				else {
-					log_warn("could not mark runner used in nomad", "runner", ids[i], "error", e->msg);
-					rc = -1;
-				}
+			int reg = store_runner_get(p->store, ids[i], &again, e) > 0 && strcmp(again.state, "used") == 0
+					  ? nomad_job_register_over(p->nomad, job, idx, NULL, e)
+					  : 0;
+			if (reg == 1) {
+				log_debug("runner changed in nomad while it was marked used", "runner", ids[i], "error",
+					  e->msg);
+			} else if (reg < 0) {
+				log_warn("could not mark runner used in nomad", "runner", ids[i], "error", e->msg);
+				rc = -1;
 			}
 		}
 		json_object_put(job);
