@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define FIELD_MAX       512
@@ -490,13 +491,6 @@ static struct {
 	int (*leader)(void);
 } fl = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *flusher(void *arg)
 {
 	(void)arg;
@@ -504,7 +498,7 @@ static void *flusher(void *arg)
 	struct perr e;
 	int failing = 0, push_failing = 0;
 	int push = fl.leader && fl.cfg.influxdb.url[0];
-	long long next_push = mono_ms() + (long long)fl.cfg.influxdb.interval * 1000;
+	long long next_push = clock_mono_ms() + (long long)fl.cfg.influxdb.interval * 1000;
 	pthread_mutex_lock(&fl.mu);
 	while (s) {
 		int stopping = fl.stop;
@@ -524,8 +518,8 @@ static void *flusher(void *arg)
 		else if (rc == 0 && failing)
 			log_info("metrics sent to redis again");
 		failing = rc < 0;
-		if (push && !stopping && mono_ms() >= next_push) {
-			next_push = mono_ms() + (long long)fl.cfg.influxdb.interval * 1000;
+		if (push && !stopping && clock_mono_ms() >= next_push) {
+			next_push = clock_mono_ms() + (long long)fl.cfg.influxdb.interval * 1000;
 			if (fl.leader()) {
 				rc = metrics_influx_push(s, &fl.cfg, &e);
 				if (rc < 0 && !push_failing)

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <uuid/uuid.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -421,17 +422,10 @@ int nomad_eval_outcome(json_object *eval, char *why, size_t cap)
 	return 1;
 }
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int nomad_eval_wait(struct nomad *n, const char *eval_id, int timeout_ms, char *why, size_t cap, struct perr *e)
 {
 	char path[128];
-	long long start = mono_ms();
+	long long start = clock_mono_ms();
 	int pause = 20;
 	if (!eval_id || !valid_uuidish(eval_id))
 		return 0; /* nothing to wait for (a periodic job gets no evaluation) */
@@ -447,7 +441,7 @@ int nomad_eval_wait(struct nomad *n, const char *eval_id, int timeout_ms, char *
 			if (out >= 0)
 				return out;
 		}
-		long long left = timeout_ms - (mono_ms() - start);
+		long long left = timeout_ms - (clock_mono_ms() - start);
 		if (left <= 0)
 			return 2;
 		struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(left < pause ? left : pause) * 1000000L};

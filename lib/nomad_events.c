@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define MAX_LINE_DEPTH 64
@@ -148,19 +149,12 @@ struct follow {
 	int stalled;
 };
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Response headers count as life too (they come before the first heartbeat). */
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct follow *f = ud;
 	(void)ptr;
-	f->last_byte_ms = mono_ms();
+	f->last_byte_ms = clock_mono_ms();
 	return size * nmemb;
 }
 
@@ -168,7 +162,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct follow *f = ud;
 	size_t n = size * nmemb;
-	f->last_byte_ms = mono_ms();
+	f->last_byte_ms = clock_mono_ms();
 	if (!f->status)
 		curl_easy_getinfo(f->curl, CURLINFO_RESPONSE_CODE, &f->status);
 	if (f->status != 200) { /* keep Nomad's error text */
@@ -197,7 +191,7 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 	struct follow *f = ud;
 	if (f->o->should_stop && f->o->should_stop(f->ud))
 		f->stop = 1;
-	else if (mono_ms() - f->last_byte_ms >= f->stall_ms)
+	else if (clock_mono_ms() - f->last_byte_ms >= f->stall_ms)
 		f->stalled = 1; /* curl calls this at least once a second, data or not */
 	return f->stop || f->stalled;
 }
@@ -264,7 +258,7 @@ int nomad_events_follow(const struct nomad_endpoint *ep, const struct nomad_stre
 		headers = curl_slist_append(headers, h);
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 	}
-	f.last_byte_ms = mono_ms();
+	f.last_byte_ms = clock_mono_ms();
 	CURLcode rc = curl_easy_perform(c);
 	if (!f.status)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &f.status);

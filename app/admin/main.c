@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "help.h"
 #include "jobspec.h"
@@ -324,13 +325,6 @@ static int cmd_drain(const char *env_arg)
 
 /* ---- reconcile ------------------------------------------------------------------------------ */
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* No leader: hold the lease ourselves (so no poseidon-refill starts a reconcile alongside) and run
  * lib/pool's reconcile here. 1 done, 0 a daemon took the lease first, -1 failed. */
 static int reconcile_here(const char *owner)
@@ -379,7 +373,7 @@ static int cmd_reconcile(int wait_s)
 	}
 	if (store_reconcile_request(store, token, REQUEST_TTL_MS, &e) < 0)
 		return fail("cannot leave the reconcile request in redis", &e);
-	for (long long end = mono_ms() + (long long)wait_s * 1000; mono_ms() < end;) {
+	for (long long end = clock_mono_ms() + (long long)wait_s * 1000; clock_mono_ms() < end;) {
 		int got = store_reconcile_result(store, token, answer, sizeof answer, &e);
 		if (got < 0)
 			return fail("cannot read the answer", &e);

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "help.h"
 #include "log.h"
@@ -56,17 +57,10 @@ static void on_term(int sig)
 	stopping = 1;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(int ms)
 {
 	/* in small steps so that a signal ends the wait quickly */
-	for (long long end = now_ms() + ms; !stopping && now_ms() < end;) {
+	for (long long end = clock_mono_ms() + ms; !stopping && clock_mono_ms() < end;) {
 		struct timespec ts = {0, 20 * 1000000L};
 		nanosleep(&ts, NULL);
 	}
@@ -130,12 +124,12 @@ static void *event_thread(void *arg)
 	while (!stopping && leading) {
 		struct nomad_stream_opts o = {.topics = topics, .index = last, .should_stop = events_should_stop,
 					      .on_connected = events_connected};
-		long long started = now_ms();
+		long long started = clock_mono_ms();
 		int rc = nomad_events_follow(&ep, &o, pool_on_event, p, &last, &e);
 		if (rc == 0 || stopping || !leading)
 			break;
 		metrics_event_stream_reconnect(); /* metrics */
-		if (now_ms() - started > 10000)
+		if (clock_mono_ms() - started > 10000)
 			backoff = 250, failing = 0; /* it ran for a while: a fresh failure */
 		if (!failing++)
 			log_warn("nomad event stream ended; reconnecting", "error", e.msg);
@@ -216,7 +210,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	gethostname(host, sizeof host - 1);
-	snprintf(owner, sizeof owner, "%s:%d:%lld", host, (int)getpid(), now_ms());
+	snprintf(owner, sizeof owner, "%s:%d:%lld", host, (int)getpid(), clock_mono_ms());
 
 	struct sigaction sa = {0};
 	sa.sa_handler = on_term;
@@ -269,7 +263,7 @@ int main(int argc, char **argv)
 				reconcile_now = 1;
 			/* the reconcile, which always asks Nomad, decides whether Nomad is up; while it is
 			 * down it runs every second, so recovery is noticed at once */
-			if (reconcile_now || now_ms() >= next_reconcile) {
+			if (reconcile_now || clock_mono_ms() >= next_reconcile) {
 				reconcile_now = 0;
 				int rc = pool_reconcile(p, &e);
 				note_nomad(&h, rc < 0 ? &e : NULL);
@@ -280,7 +274,7 @@ int main(int argc, char **argv)
 					log_info("reconcile requested by an operator done", "token", admin_token);
 					store_reconcile_done(lease_store, admin_token, rc < 0 ? e.msg : NULL, ADMIN_ANSWER_TTL_MS, &ae);
 				}
-				next_reconcile = now_ms() + (h.nomad_down ? 1000 : (long long)cfg.reconcile.interval * 1000);
+				next_reconcile = clock_mono_ms() + (h.nomad_down ? 1000 : (long long)cfg.reconcile.interval * 1000);
 			}
 			int rc = pool_tick(p, &e);
 			if (rc < 0 && (e.kind == PERR_NOMAD_UNREACHABLE || e.kind == PERR_NOMAD_OVERLOAD) && !h.nomad_down)

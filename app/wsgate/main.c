@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "gate.h"
 #include "help.h"
 #include "log.h"
@@ -49,13 +50,6 @@ static void on_signal(int sig)
 	got_signal = sig;
 	if (signal_ctx)
 		lws_cancel_service(signal_ctx); /* wakes lws_service: a write to its event pipe */
-}
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static const char help_text[] =
@@ -208,7 +202,7 @@ int main(int argc, char **argv)
 	while (lws_service(g.ctx, 0) >= 0) {
 		if (got_signal && !g.stopping) {
 			g.stopping = 1;
-			stop_begun = mono_ms();
+			stop_begun = clock_mono_ms();
 			stop_at = stop_begun + GATE_SHUTDOWN_MS;
 			char n[24];
 			log_info("stopping: ending open executions", "open", log_int(n, g.nsessions));
@@ -220,7 +214,7 @@ int main(int argc, char **argv)
 		/* the terminal messages are out once no session has a client left; the 0x1C to the
 		 * programs goes out within a few loop turns, given 200 ms */
 		if (g.stopping &&
-		    ((session_clients(&g) == 0 && mono_ms() - stop_begun >= 200) || mono_ms() >= stop_at))
+		    ((session_clients(&g) == 0 && clock_mono_ms() - stop_begun >= 200) || clock_mono_ms() >= stop_at))
 			break;
 	}
 	lws_sul_cancel(&tick);

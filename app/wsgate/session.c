@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "commands.h"
 #include "gate.h"
 #include "log.h"
@@ -99,13 +100,6 @@ struct session {
 
 	lws_sorted_usec_list_t sul_limit, sul_grace, sul_requit, sul_drain, sul_errkill, sul_oom, sul_poll;
 };
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct session *session_of(struct lws *wsi)
 {
@@ -265,7 +259,7 @@ static void log_end(struct session *s)
 	metrics_execution_outcome(s->g->store, kind);
 	log_info("execution ended", "runner", s->runner, "execution", s->exec_id, "outcome", s->outcome,
 	         "exit", s->main_ended && !s->main_failed ? log_int(code, s->exit_code) : "", "ms",
-	         log_int(ms, mono_ms() - s->t0));
+	         log_int(ms, clock_mono_ms() - s->t0));
 }
 
 /* The one terminal message (kind: "exit", "timeout" or an error text), then close 1000. */
@@ -745,7 +739,7 @@ void session_established(struct session *s)
 	char *stored = NULL;
 	char owner[MODEL_RUNNER_ID_MAX] = "";
 	s->live = 1;
-	s->t0 = mono_ms();
+	s->t0 = clock_mono_ms();
 	s->next = g->sessions;
 	if (g->sessions)
 		g->sessions->prev = s;
