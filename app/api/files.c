@@ -100,8 +100,6 @@ static int run_in(struct api *a, const struct runner *run, const char *line, con
 	return nomad_exec_run(nomad_get_endpoint(a->nomad), &o, io, timeout_ms, code, NULL, e);
 }
 
-/* Maps an exec failure to the API's error: Nomad unreachable keeps its code, a request the exec
- * could not carry (a path too long for its request line) is the client's 400, the rest UNKNOWN. */
 /* Whether run went away while its command ran (a DELETE, an environment replaced or deleted, the
  * inactivity reaper): the command's failure is then the runner's 410, not the exec's 500. */
 static int runner_gone(struct api *a, const struct runner *run, struct perr *e)
@@ -114,6 +112,8 @@ static int runner_gone(struct api *a, const struct runner *run, struct perr *e)
 	return 1;
 }
 
+/* Maps an exec failure to the API's error: the runner gone is its 410, Nomad unreachable keeps its
+ * code, a request the exec could not carry is the client's 400, the rest UNKNOWN. */
 static void exec_failed(struct api *a, struct http_req *r, const struct runner *run, struct perr *e,
 			const char *what)
 {

@@ -334,7 +334,8 @@ static int placeable(struct nl_eval *e, const struct nl_job *j, json_object *g, 
 	return 1;
 }
 
-static void plan_job(struct nl_job *j, struct nl_eval *e, int all_stop)
+/* Plans j's groups under evaluation e; returns how many allocations it placed. */
+static int plan_job(struct nl_job *j, struct nl_eval *e, int all_stop)
 {
 	struct plan p = {0};
 	json_object *groups = js_obj(j->spec, "TaskGroups");
@@ -397,7 +398,7 @@ static void plan_job(struct nl_job *j, struct nl_eval *e, int all_stop)
 			p.placed[p.nplaced++] = a;
 	}
 	if (!p.idx)
-		return;
+		return 0;
 	state_save_eval(e);
 	if (job_update_status(j)) {
 		j->modify_index = p.idx;
@@ -414,6 +415,7 @@ static void plan_job(struct nl_job *j, struct nl_eval *e, int all_stop)
 			 p.placed[i]->task_group);
 		task_place(p.placed[i]);
 	}
+	return p.nplaced;
 }
 
 /* ---- register / deregister ---- */
@@ -652,14 +654,8 @@ static void retry_blocked(void)
 		json_object *before = e->failed;
 		e->failed = NULL;
 		quiet_failures = 1;
-		int placed_before = 0;
-		for (int k = 0; k < st.nallocs; k++)
-			placed_before += strcmp(st.allocs[k]->eval_id, e->id) == 0;
-		plan_job(j, e, 0);
+		int placed = plan_job(j, e, 0);
 		quiet_failures = 0;
-		int placed = -placed_before;
-		for (int k = 0; k < st.nallocs; k++)
-			placed += strcmp(st.allocs[k]->eval_id, e->id) == 0;
 		if (placed > 0) {
 			json_object_put(before);
 			arm_eval(e); /* completes it, or blocks it again if a part is still unplaced */
